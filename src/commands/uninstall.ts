@@ -1,0 +1,5 @@
+// Placeholder until the owning issue lands; exits non-zero so nothing mistakes it for success.
+export async function run(_argv: string[]): Promise<number> {
+  process.stderr.write('imdsgate uninstall: not implemented yet\n');
+  return 3;
+}

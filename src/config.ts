@@ -1,0 +1,308 @@
+// Configuration: every flag and IMDSGATE_* variable is declared once in OPTIONS, validated once by
+// one zod schema (which also yields the Config type), then frozen. Bad configuration is reported as a
+// single error listing every problem, before any port opens or any rule is installed.
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/, 'must be HOST:PORT (IPv6 as [addr]:port)')
+  .refine((v) => {
+    const port = Number(v.slice(v.lastIndexOf(':') + 1));
+    return port >= 0 && port <= 65535;
+  }, 'port must be 0-65535');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+const roleArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN');
+const list = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v,
+  z.array(z.string().min(1)),
+);
+const bool = z.preprocess(
+  (v) => (typeof v === 'string' ? v.toLowerCase() : v),
+  z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1')]),
+);
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optional = <T extends z.ZodType>(s: T) => z.preprocess((v) => (v === '' ? undefined : v), s.optional());
+
+/** kind decides how the flag parser reads it; help feeds `--help` and docs/configuration.md. */
+interface OptionSpec {
+  readonly kind: 'string' | 'boolean';
+  readonly multiple?: boolean;
+  readonly help: string;
+  readonly default?: string | boolean;
+  readonly schema: z.ZodType;
+}
+
+export const OPTIONS = {
+  listen: {
+    kind: 'string',
+    default: '0.0.0.0:8181',
+    help: 'address the pods are DNATed to',
+    schema: hostPort,
+  },
+  metricsListen: {
+    kind: 'string',
+    default: '0.0.0.0:9181',
+    help: 'address of /metrics, /healthz, /readyz',
+    schema: hostPort,
+  },
+  upstream: {
+    kind: 'string',
+    default: 'http://169.254.169.254',
+    help: 'the real instance metadata service',
+    schema: httpUrl,
+  },
+  upstreamTimeoutMs: {
+    kind: 'string',
+    default: '800',
+    help: 'per-request timeout towards upstream IMDS (SDKs give up at 1 s)',
+    schema: int(50, 30_000),
+  },
+  identityFile: {
+    kind: 'string',
+    help: 'YAML map of pod IP to identity (demo/tests; replaces the Kubernetes watch)',
+    schema: optional(z.string().min(1)),
+  },
+  kubeconfig: {
+    kind: 'string',
+    help: 'kubeconfig path; in-cluster service account when unset',
+    schema: optional(z.string().min(1)),
+  },
+  nodeName: {
+    kind: 'string',
+    help: 'this node (Downward API spec.nodeName); required with the Kubernetes watch',
+    schema: optional(z.string().min(1)),
+  },
+  unknownPodWaitMs: {
+    kind: 'string',
+    default: '500',
+    help: 'how long a request from an unknown IP waits for the pod watch to catch up',
+    schema: int(0, 10_000),
+  },
+  stsEndpoint: {
+    kind: 'string',
+    help: 'STS endpoint URL; default is the regional endpoint',
+    schema: optional(httpUrl),
+  },
+  region: {
+    kind: 'string',
+    help: 'AWS region; discovered from the upstream identity document when unset',
+    schema: optional(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must look like us-east-1')),
+  },
+  imdsv1: {
+    kind: 'string',
+    default: 'allow',
+    help: 'serve token-less (IMDSv1) requests: allow|deny; namespaces may override',
+    schema: z.enum(['allow', 'deny']),
+  },
+  allowPath: {
+    kind: 'string',
+    multiple: true,
+    help: 'extra canonical path globs forwarded upstream (repeatable or comma list)',
+    schema: list.default([]),
+  },
+  denyPath: {
+    kind: 'string',
+    multiple: true,
+    help: 'extra canonical path globs concealed (404); deny wins over allow',
+    schema: list.default([]),
+  },
+  credentialMode: {
+    kind: 'string',
+    default: 'assume-role',
+    help: 'assume-role (node credentials sign AssumeRole) | web-identity (TokenRequest + AssumeRoleWithWebIdentity)',
+    schema: z.enum(['assume-role', 'web-identity']),
+  },
+  tokenAudience: {
+    kind: 'string',
+    default: 'sts.amazonaws.com',
+    help: 'audience of service-account tokens in web-identity mode',
+    schema: z.string().min(1),
+  },
+  sessionDurationSeconds: {
+    kind: 'string',
+    default: '3600',
+    help: 'STS session duration, 900-43200 (3600 at most for assume-role: role chaining)',
+    schema: int(900, 43_200),
+  },
+  externalId: {
+    kind: 'string',
+    help: 'default ExternalId for AssumeRole',
+    schema: optional(z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, 'must be 2-1224 of [\\w+=,.@:/-]')),
+  },
+  sessionTags: {
+    kind: 'boolean',
+    default: false,
+    help: 'attach kubernetes-* session tags for ABAC (as EKS Pod Identity does)',
+    schema: bool,
+  },
+  baseRoleArn: {
+    kind: 'string',
+    help: 'prefix that turns a bare role name into an ARN, e.g. arn:aws:iam::123456789012:role/',
+    schema: optional(
+      z
+        .string()
+        .regex(
+          /^arn:aws[a-z-]*:iam::\d{12}:role\/([\w+=,.@-]+\/)*$/,
+          'must be arn:PARTITION:iam::ACCOUNT:role/[path/]',
+        ),
+    ),
+  },
+  defaultRole: {
+    kind: 'string',
+    help: 'role for pods that name none (off by default; still subject to namespace policy)',
+    schema: optional(z.string().min(1)),
+  },
+  requireNamespaceAllow: {
+    kind: 'boolean',
+    default: false,
+    help: 'every namespace must allow a role explicitly',
+    schema: bool,
+  },
+  interfaces: {
+    kind: 'string',
+    multiple: true,
+    default: 'eni+,cali+,veth+,cni0',
+    help: 'pod-facing interface patterns intercepted; prefix with ! to intercept every interface but these',
+    schema: list,
+  },
+  hostIp: {
+    kind: 'string',
+    help: 'node address the rules DNAT to (Downward API status.hostIP); default: the listen address',
+    schema: optional(z.ipv4()),
+  },
+  ipv6: {
+    kind: 'boolean',
+    default: false,
+    help: 'also intercept [fd00:ec2::254] with ip6tables',
+    schema: bool,
+  },
+  manageRules: {
+    kind: 'boolean',
+    default: true,
+    help: 'install and reconcile the interception rules',
+    schema: bool,
+  },
+  reconcileIntervalMs: {
+    kind: 'string',
+    default: '2000',
+    help: 'how often the rules are checked and repaired',
+    schema: int(200, 60_000),
+  },
+  iptablesBackend: {
+    kind: 'string',
+    default: 'auto',
+    help: 'auto (detect as kube-proxy does) | nft | legacy',
+    schema: z.enum(['auto', 'nft', 'legacy']),
+  },
+  startupTaint: {
+    kind: 'string',
+    help: 'taint key the agent removes from its node once ready (node-boot guard)',
+    schema: optional(z.string().min(1)),
+  },
+  logLevel: {
+    kind: 'string',
+    default: 'info',
+    help: 'trace|debug|info|warn|error',
+    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error']),
+  },
+} satisfies Record<string, OptionSpec>;
+
+export type OptionKey = keyof typeof OPTIONS;
+
+const schema = z.object(
+  Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, o.schema])) as {
+    [K in OptionKey]: (typeof OPTIONS)[K]['schema'];
+  },
+);
+
+export type Config = Readonly<z.output<typeof schema>> & { readonly roleArnSchema?: never };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** `--metrics-listen` for metricsListen. */
+export const flagName = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** IMDSGATE_METRICS_LISTEN for metricsListen. */
+export const envName = (key: string): string => `IMDSGATE_${flagName(key).replace(/-/g, '_').toUpperCase()}`;
+
+const entries = Object.entries(OPTIONS) as [OptionKey, OptionSpec][];
+
+/** Reads flags (which win) and IMDSGATE_* variables once; returns a frozen Config or throws ConfigError. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  let values: Record<string, unknown> = {};
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries(
+        entries.map(([k, o]) => [flagName(k), { type: o.kind, multiple: o.multiple ?? false }]),
+      ),
+    }));
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  const raw: Record<string, unknown> = {};
+  for (const [key, o] of entries) {
+    const fromFlag = values[flagName(key)];
+    const fromEnv = env[envName(key)];
+    raw[key] = Array.isArray(fromFlag) ? fromFlag.join(',') : (fromFlag ?? fromEnv ?? o.default);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? '');
+      problems.push(
+        `--${flagName(key)} / ${envName(key)}: ${issue.message} (got ${JSON.stringify(raw[key])})`,
+      );
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const cfg = parsed.data;
+  problems.push(...crossChecks(cfg));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(cfg) as Config;
+}
+
+/** Rules that involve more than one option. */
+function crossChecks(cfg: z.output<typeof schema>): string[] {
+  const out: string[] = [];
+  if (cfg.identityFile === undefined && cfg.nodeName === undefined) {
+    out.push('--node-name / IMDSGATE_NODE_NAME is required unless --identity-file is given');
+  }
+  // AWS: role chaining (node instance-profile credentials assuming the pod role) caps sessions at 1 h.
+  // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining
+  if (cfg.credentialMode === 'assume-role' && cfg.sessionDurationSeconds > 3600) {
+    out.push('--session-duration-seconds: at most 3600 with --credential-mode=assume-role (role chaining)');
+  }
+  if (cfg.defaultRole !== undefined && !cfg.defaultRole.startsWith('arn:') && cfg.baseRoleArn === undefined) {
+    // Allowed: the base ARN may be discovered from the identity document at start-up.
+  }
+  return out;
+}
+
+export { roleArn as roleArnSchema };
+
+/** The `--help` table, also rendered into docs/configuration.md by a test. */
+export function optionsHelp(): string {
+  return entries
+    .map(([k, o]) => {
+      const def = o.default === undefined ? '' : ` (default ${String(o.default)})`;
+      return `  --${flagName(k)}  ${envName(k)}\n      ${o.help}${def}`;
+    })
+    .join('\n');
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// argv → subcommand → exit code. Each subcommand lives in commands/ and is loaded only when used,
+// so `imdsgate --version` starts without pulling in the Kubernetes client.
+import { createRequire } from 'node:module';
+
+const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
+
+export type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Command }> }> = {
+  serve: {
+    summary: 'run the agent: answer pods on the metadata address',
+    load: () => import('./commands/serve.js'),
+  },
+  rules: {
+    summary: 'print (--print) or apply the interception rules',
+    load: () => import('./commands/rules.js'),
+  },
+  uninstall: {
+    summary: 'remove the interception rules from this node',
+    load: () => import('./commands/uninstall.js'),
+  },
+  explain: {
+    summary: 'show the role decision for a pod and every input behind it',
+    load: () => import('./commands/explain.js'),
+  },
+};
+
+export function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`);
+  return [
+    `imdsgate ${pkg.version}: per-pod IAM credentials on the instance metadata address`,
+    '',
+    'usage: imdsgate <command> [flags]     imdsgate <command> --help',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'flags: --help, --version',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '--version' || first === '-v' || first === 'version') {
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  const cmd = COMMANDS[first];
+  if (cmd === undefined) {
+    process.stderr.write(`imdsgate: unknown command "${first}"\n\n${usage()}\n`);
+    return 2;
+  }
+  const { run } = await cmd.load();
+  return run(rest);
+}
+
+export const version = pkg.version;
+
+const invokedDirectly =
+  process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/.*\//, '/'));
+if (invokedDirectly || process.argv[1]?.endsWith('/imdsgate')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`imdsgate: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

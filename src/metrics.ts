@@ -1,0 +1,152 @@
+// Every metric is defined here, once. Names follow Prometheus conventions: imdsgate_ prefix, _total on
+// counters, _seconds on durations. No label ever carries a pod name or an IP (cardinality, privacy);
+// namespace is the finest label. docs/metrics.md is kept in step by a unit test.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export function createMetrics(registry: Registry = new Registry(), opts: { defaults?: boolean } = {}) {
+  if (opts.defaults !== false) collectDefaultMetrics({ register: registry });
+  const r = [registry];
+  return {
+    registry,
+    buildInfo: new Gauge({
+      name: 'imdsgate_build_info',
+      help: 'Always 1; labels carry the version',
+      labelNames: ['version', 'node_version'],
+      registers: r,
+    }),
+    ready: new Gauge({ name: 'imdsgate_ready', help: '1 when the agent reports ready', registers: r }),
+    requests: new Counter({
+      name: 'imdsgate_requests_total',
+      help: 'Pod requests by route class, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers: r,
+    }),
+    requestDuration: new Histogram({
+      name: 'imdsgate_request_duration_seconds',
+      help: 'Time to answer a pod request, by route class',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+    decisions: new Counter({
+      name: 'imdsgate_decisions_total',
+      help: 'Role decisions by outcome (allow|deny) and typed reason',
+      labelNames: ['outcome', 'reason', 'namespace'],
+      registers: r,
+    }),
+    tokensMinted: new Counter({
+      name: 'imdsgate_tokens_minted_total',
+      help: 'IMDSv2 session tokens issued to pods',
+      registers: r,
+    }),
+    tokenRejections: new Counter({
+      name: 'imdsgate_token_rejections_total',
+      help: 'Token requests or token-bearing requests refused, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'imdsgate_upstream_request_duration_seconds',
+      help: 'Upstream IMDS round trips, by status class (2xx..5xx, error)',
+      labelNames: ['status_class'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+    upstreamErrors: new Counter({
+      name: 'imdsgate_upstream_errors_total',
+      help: 'Upstream IMDS failures by kind (timeout|connect|session)',
+      labelNames: ['kind'],
+      registers: r,
+    }),
+    credentialCache: new Counter({
+      name: 'imdsgate_credential_cache_events_total',
+      help: 'Credential cache events (hit|miss|prefetch|refresh|stale_served|evict|error)',
+      labelNames: ['event'],
+      registers: r,
+    }),
+    credentialCacheEntries: new Gauge({
+      name: 'imdsgate_credential_cache_entries',
+      help: 'Sessions currently cached',
+      registers: r,
+    }),
+    stsRequests: new Counter({
+      name: 'imdsgate_sts_requests_total',
+      help: 'STS calls by API and outcome (success or the STS error code)',
+      labelNames: ['api', 'outcome'],
+      registers: r,
+    }),
+    stsDuration: new Histogram({
+      name: 'imdsgate_sts_request_duration_seconds',
+      help: 'STS call latency by API',
+      labelNames: ['api'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+    podsKnown: new Gauge({
+      name: 'imdsgate_pods_known',
+      help: 'Live pods on this node indexed by IP',
+      registers: r,
+    }),
+    podViewLastSync: new Gauge({
+      name: 'imdsgate_pod_view_last_sync_timestamp_seconds',
+      help: 'Unix time of the last list or watch event applied to the pod view',
+      registers: r,
+    }),
+    podViewStaleness: new Gauge({
+      name: 'imdsgate_pod_view_staleness_seconds',
+      help: 'Seconds since the pod view last heard from the API server',
+      registers: r,
+    }),
+    podWatchRestarts: new Counter({
+      name: 'imdsgate_pod_watch_restarts_total',
+      help: 'Pod watch restarts by cause (gone|error|closed)',
+      labelNames: ['cause'],
+      registers: r,
+    }),
+    podIpConflicts: new Counter({
+      name: 'imdsgate_pod_ip_conflicts_total',
+      help: 'Requests refused because two live pods claimed one IP',
+      registers: r,
+    }),
+    unknownPodWaits: new Counter({
+      name: 'imdsgate_unknown_pod_waits_total',
+      help: 'Requests from unknown IPs that waited for the watch, by outcome (found|timeout)',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    eventsEmitted: new Counter({
+      name: 'imdsgate_kube_events_total',
+      help: 'Kubernetes Events about denials, by result (sent|suppressed|error)',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    rulesInstalled: new Gauge({
+      name: 'imdsgate_rules_installed',
+      help: '1 when the interception rules of a family are in place',
+      labelNames: ['family'],
+      registers: r,
+    }),
+    rulesRepairs: new Counter({
+      name: 'imdsgate_rules_repairs_total',
+      help: 'Times the reconcile loop found the rules missing or altered and restored them',
+      labelNames: ['family'],
+      registers: r,
+    }),
+    rulesReconcileErrors: new Counter({
+      name: 'imdsgate_rules_reconcile_errors_total',
+      help: 'Reconcile passes that failed',
+      labelNames: ['family'],
+      registers: r,
+    }),
+    rulesReconcileDuration: new Histogram({
+      name: 'imdsgate_rules_reconcile_duration_seconds',
+      help: 'Time of one reconcile pass',
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

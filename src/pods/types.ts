@@ -1,0 +1,30 @@
+// What the request path needs to know about a caller. Implemented by the Kubernetes watch (pods/watcher)
+// and by the file-based identity map (pods/file-identity) used by the demo and the front-door tests.
+
+export interface PodIdentity {
+  readonly ip: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** Empty for the file-based map; the Kubernetes UID otherwise. Distinguishes a new pod on a reused IP. */
+  readonly uid: string;
+  readonly serviceAccount: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly nodeName?: string;
+}
+
+export type PodLookupResult =
+  | { readonly kind: 'found'; readonly pod: PodIdentity }
+  | { readonly kind: 'unknown' }
+  /** Two live pods claim the IP: the caller gets nothing. */
+  | { readonly kind: 'conflict' };
+
+export interface PodLookup {
+  /** Resolves a source IP. May wait a bounded time for a watch to catch up; never throws for unknown IPs. */
+  byIp(ip: string): Promise<PodLookupResult>;
+  /** True once the first full view is in. */
+  isReady(): boolean;
+}
+
+/** Milliseconds since the epoch; injected so that expiry and refresh are testable. */
+export type Clock = () => number;
+export const systemClock: Clock = () => Date.now();

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envName, flagName, loadConfig } from '../../src/config.js';
+
+const base = ['--identity-file', '/tmp/x.yaml'];
+
+describe('loadConfig', () => {
+  it('applies defaults and freezes the result', () => {
+    const cfg = loadConfig(base, {});
+    expect(cfg.listen).toBe('0.0.0.0:8181');
+    expect(cfg.imdsv1).toBe('allow');
+    expect(cfg.interfaces).toEqual(['eni+', 'cali+', 'veth+', 'cni0']);
+    expect(Object.isFrozen(cfg)).toBe(true);
+  });
+
+  it('lets flags win over IMDSGATE_* variables', () => {
+    const cfg = loadConfig([...base, '--listen', '127.0.0.1:1'], { IMDSGATE_LISTEN: '127.0.0.1:2' });
+    expect(cfg.listen).toBe('127.0.0.1:1');
+    expect(loadConfig(base, { IMDSGATE_LISTEN: '127.0.0.1:2' }).listen).toBe('127.0.0.1:2');
+  });
+
+  it('lists every problem in one error', () => {
+    const run = () =>
+      loadConfig(['--listen', 'nope', '--imdsv1', 'maybe', '--session-duration-seconds', '5'], {});
+    expect(run).toThrow(ConfigError);
+    try {
+      run();
+    } catch (e) {
+      const problems = (e as ConfigError).problems.join('\n');
+      expect(problems).toMatch(/--listen/);
+      expect(problems).toMatch(/--imdsv1/);
+      expect(problems).toMatch(/--session-duration-seconds/);
+    }
+  });
+
+  it('rejects unknown flags and cross-option mistakes', () => {
+    expect(() => loadConfig([...base, '--nope'], {})).toThrow(/nope/);
+    expect(() => loadConfig([], {})).toThrow(/--node-name/);
+    expect(() => loadConfig([...base, '--session-duration-seconds', '7200'], {})).toThrow(/role chaining/);
+  });
+
+  it('names flags and variables consistently', () => {
+    expect(flagName('metricsListen')).toBe('metrics-listen');
+    expect(envName('metricsListen')).toBe('IMDSGATE_METRICS_LISTEN');
+  });
+});
