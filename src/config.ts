@@ -179,6 +179,11 @@ export const OPTIONS = {
     help: 'node address the rules DNAT to (Downward API status.hostIP); default: the listen address',
     schema: optional(z.ipv4()),
   },
+  hostIpv6: {
+    kind: 'string',
+    help: 'node IPv6 address the ip6tables rule DNATs to (with --ipv6); default: the listen address',
+    schema: optional(z.ipv6()),
+  },
   ipv6: {
     kind: 'boolean',
     default: false,
@@ -241,7 +246,11 @@ export const envName = (key: string): string => `IMDSGATE_${flagName(key).replac
 const entries = Object.entries(OPTIONS) as [OptionKey, OptionSpec][];
 
 /** Reads flags (which win) and IMDSGATE_* variables once; returns a frozen Config or throws ConfigError. */
-export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { command?: string } = {},
+): Config {
   const problems: string[] = [];
   let values: Record<string, unknown> = {};
   try {
@@ -273,15 +282,17 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const cfg = parsed.data;
-  problems.push(...crossChecks(cfg));
+  problems.push(...crossChecks(cfg, opts.command ?? 'serve'));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(cfg) as Config;
 }
 
 /** Rules that involve more than one option. */
-function crossChecks(cfg: z.output<typeof schema>): string[] {
+function crossChecks(cfg: z.output<typeof schema>, command: string): string[] {
   const out: string[] = [];
-  if (cfg.identityFile === undefined && cfg.nodeName === undefined) {
+  // `rules` and `uninstall` only touch netfilter; they never look a pod up.
+  const needsIdentity = command !== 'rules' && command !== 'uninstall';
+  if (needsIdentity && cfg.identityFile === undefined && cfg.nodeName === undefined) {
     out.push('--node-name / IMDSGATE_NODE_NAME is required unless --identity-file is given');
   }
   // AWS: role chaining (node instance-profile credentials assuming the pod role) caps sessions at 1 h.
