@@ -20,4 +20,9 @@ export interface CredentialRequest {
 export interface CredentialIssuer {
   /** Rejects with ImdsError('CREDENTIALS_UNAVAILABLE') when no valid credentials can be had. */
   issue(req: CredentialRequest): Promise<Credentials>;
+  /**
+   * Everything that shapes the STS session for this request (role, session name, external ID, tags),
+   * as one string. The cache keys on it; issuers that leave it out get a key of role + external ID + pod.
+   */
+  keyFor?(req: CredentialRequest): string;
 }

@@ -1,0 +1,116 @@
+// One STS call, measured and mapped: the SDK client both issuers share, and the translation of STS
+// answers into Credentials or ImdsError('CREDENTIALS_UNAVAILABLE'). An STS 4xx/5xx is never passed on
+// as 200 credentials (shared/docs/imds-protocol.md §13 item 59).
+import { STSClient, type STSClientConfig } from '@aws-sdk/client-sts';
+import { ImdsError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Clock } from '../pods/types.js';
+import type { Credentials } from './types.js';
+
+/** The part of an STS answer we use; AssumeRole and AssumeRoleWithWebIdentity share it. */
+export interface StsOutput {
+  Credentials?: { AccessKeyId?: string; SecretAccessKey?: string; SessionToken?: string; Expiration?: Date };
+  AssumedRoleUser?: { Arn?: string };
+}
+
+/** Injected in unit tests; in production it is STSClient.send. */
+export type StsSend = (command: object) => Promise<StsOutput>;
+
+export interface StsDeps {
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+/** Regional endpoint (imds-protocol.md §11; checklist 57), never the global sts.amazonaws.com. */
+export function regionalStsEndpoint(region: string): string {
+  const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return `https://sts.${region}.${suffix}`;
+}
+
+/**
+ * A client with SDK retries off: the credential cache owns backoff, and a retry storm inside the SDK
+ * would hold a pod's request past the 1 s its SDK waits. Timeouts are short for the same reason.
+ */
+export function createStsClient(opts: {
+  region: string;
+  endpoint?: string;
+  credentials?: STSClientConfig['credentials'];
+}): STSClient {
+  return new STSClient({
+    region: opts.region,
+    endpoint: opts.endpoint ?? regionalStsEndpoint(opts.region),
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 1500, requestTimeout: 4000 },
+    // Web identity needs no signature; an explicit failing provider keeps the SDK from searching the
+    // default chain (which on a node would find the node's own role).
+    credentials:
+      opts.credentials ??
+      (async () => {
+        throw new Error('no credentials: this STS client only makes unsigned calls');
+      }),
+  });
+}
+
+/** The node's own credentials could not be had (upstream IMDS down): not an STS failure. */
+export class NodeCredentialsError extends Error {
+  override readonly name = 'NodeCredentialsUnavailable';
+}
+
+/** STS error name (AccessDenied, ValidationError, Throttling, ...) bounded for use as a label. */
+export function stsErrorCode(err: unknown): string {
+  if (err instanceof NodeCredentialsError) return err.name;
+  const e = err as { name?: unknown; code?: unknown; $metadata?: unknown };
+  const name = typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : '';
+  if (e.$metadata === undefined && name !== 'TimeoutError') return 'NetworkError';
+  return /^[A-Za-z]{1,64}$/.test(name) ? name : 'UnknownError';
+}
+
+export async function callSts(
+  api: 'AssumeRole' | 'AssumeRoleWithWebIdentity',
+  send: () => Promise<StsOutput>,
+  ctx: Record<string, unknown>,
+  deps: StsDeps,
+): Promise<Credentials> {
+  const started = performance.now();
+  let out: StsOutput;
+  try {
+    out = await send();
+  } catch (err) {
+    const code = stsErrorCode(err);
+    deps.metrics.stsRequests.inc({ api, outcome: code });
+    deps.logger.warn({ ...ctx, api, stsCode: code, err: (err as Error).message }, 'STS call failed');
+    throw new ImdsError('CREDENTIALS_UNAVAILABLE', `${api}: ${code}`, { cause: err });
+  } finally {
+    deps.metrics.stsDuration.observe({ api }, (performance.now() - started) / 1000);
+  }
+  const creds = toCredentials(out, deps.clock);
+  if (creds === undefined) {
+    deps.metrics.stsRequests.inc({ api, outcome: 'IncompleteResponse' });
+    throw new ImdsError('CREDENTIALS_UNAVAILABLE', `${api}: incomplete credentials in STS answer`);
+  }
+  deps.metrics.stsRequests.inc({ api, outcome: 'success' });
+  deps.logger.info(
+    { ...ctx, api, accessKeyId: creds.accessKeyId, expiration: creds.expiration.toISOString() },
+    'STS session issued',
+  );
+  return creds;
+}
+
+function toCredentials(out: StsOutput, clock: Clock): Credentials | undefined {
+  const c = out.Credentials;
+  if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !(c.Expiration instanceof Date)) {
+    return undefined;
+  }
+  if (Number.isNaN(c.Expiration.getTime())) return undefined;
+  const account = out.AssumedRoleUser?.Arn?.split(':')[4];
+  return {
+    accessKeyId: c.AccessKeyId,
+    secretAccessKey: c.SecretAccessKey,
+    sessionToken: c.SessionToken,
+    expiration: c.Expiration,
+    lastUpdated: new Date(clock()),
+    ...(account && /^\d{12}$/.test(account) ? { accountId: account } : {}),
+  };
+}
