@@ -167,6 +167,12 @@ export const OPTIONS = {
     help: 'every namespace must allow a role explicitly',
     schema: bool,
   },
+  namespaceRestrictionFormat: {
+    kind: 'string',
+    default: 'glob',
+    help: 'how iam.amazonaws.com/allowed-roles entries are read: glob | regexp (always anchored)',
+    schema: z.enum(['glob', 'regexp']),
+  },
   interfaces: {
     kind: 'string',
     multiple: true,
