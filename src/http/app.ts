@@ -1,0 +1,93 @@
+// The fastify adapter: one catch-all route hands the raw request to the pipeline. fastify's own parsing
+// is narrowed so that nothing it does can reach a pod as a non-IMDS answer or crash the process:
+// - the raw target (request.url, never a router-decoded form) is what the pipeline canonicalises;
+// - request bodies are refused before parsing (IMDS requests have none);
+// - parser-level failures (bad method, header overflow, chunked garbage) get an IMDS-shaped 4xx written
+//   straight to the socket by clientErrorHandler;
+// - router-level failures (undecodable URL) and unregistered methods go through the same pipeline/answers.
+import type { Socket } from 'node:net';
+import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ImdsError, type ErrorCode } from '../errors.js';
+import { SERVER_HEADER, errorAnswer, rawErrorResponse } from './answers.js';
+import { createPipeline } from './pipeline.js';
+import type { Answer, AppDeps } from './types.js';
+
+export type { AppDeps } from './types.js';
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const pipeline = createPipeline(deps);
+  const app = fastify({
+    logger: false,
+    // Slow or stuck clients must not hold sockets: IMDS clients answer within a second (§0.5).
+    requestTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+    bodyLimit: 1024,
+    maxParamLength: 2048,
+    return503OnClosing: true,
+    exposeHeadRoutes: false,
+    clientErrorHandler: onClientError,
+    frameworkErrors: (_err, _req, reply) => send(reply, errorAnswer(new ImdsError('PATH_NOT_CANONICAL'))),
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) =>
+    done(new ImdsError('PAYLOAD_TOO_LARGE'), undefined),
+  );
+  app.addHook('onRequest', async (req, reply) => {
+    if (hasBody(req)) {
+      reply.header('connection', 'close');
+      return send(reply, errorAnswer(new ImdsError('PAYLOAD_TOO_LARGE')));
+    }
+  });
+
+  const handler = async (req: FastifyRequest, reply: FastifyReply) =>
+    send(
+      reply,
+      await pipeline.handle({
+        method: req.method,
+        target: req.url,
+        sourceIp: req.socket.remoteAddress ?? '',
+        headers: req.headers,
+      }),
+    );
+  // CONNECT never reaches a route in Node; answer it instead of dropping the socket silently.
+  app.server.on('connect', (_req: unknown, socket: Socket) =>
+    socket.end(rawErrorResponse('METHOD_NOT_ALLOWED')),
+  );
+  app.all('*', handler);
+  app.setNotFoundHandler(handler);
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    if (err instanceof ImdsError) return send(reply, errorAnswer(err));
+    const status = err.statusCode ?? 500;
+    if (status >= 500) deps.logger.error({ err }, 'front door error');
+    return send(reply, errorAnswer(new ImdsError(codeForStatus(status), err.message)));
+  });
+  return app;
+}
+
+function send(reply: FastifyReply, a: Answer): FastifyReply {
+  reply.code(a.status).header('server', SERVER_HEADER);
+  if (a.contentType !== undefined) reply.header('content-type', a.contentType);
+  if (a.headers !== undefined) reply.headers(a.headers);
+  return reply.send(a.body);
+}
+
+function hasBody(req: FastifyRequest): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+function codeForStatus(status: number): ErrorCode {
+  if (status === 413) return 'PAYLOAD_TOO_LARGE';
+  if (status === 405) return 'METHOD_NOT_ALLOWED';
+  if (status === 431) return 'HEADERS_TOO_LARGE';
+  return status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST';
+}
+
+/** Node's HTTP parser rejected the bytes: answer once, in IMDS form, and close. */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
+  if (socket.writable) socket.end(rawErrorResponse(code));
+  else socket.destroy();
+}

@@ -1,0 +1,199 @@
+// The agent's own client to the real IMDS: one keep-alive undici Pool, one IMDSv2 session of the agent's
+// own (pods' tokens are never relayed; imds-protocol.md §0.6, §3), and only the headers the agent chooses,
+// so no X-Forwarded-For / Forwarded / Via ever reaches IMDS (§0.2, §13 #10). No retries beyond one
+// re-PUT after upstream rejects our session token, so a throttled upstream (429) is not hit harder (§13 #17).
+import { Pool, errors as undiciErrors } from 'undici';
+import { ImdsError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Clock } from '../pods/types.js';
+import { createNodeCredentialSource, type NodeCredentials } from './node-credentials.js';
+
+export type { NodeCredentials };
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  readonly body: Buffer;
+}
+
+export interface IdentityDocument {
+  readonly region: string;
+  readonly accountId: string;
+  readonly instanceId: string;
+  readonly [k: string]: unknown;
+}
+
+export interface UpstreamImds {
+  /** GET/HEAD a canonical wire path with the agent's session. Throws ImdsError UPSTREAM_*. */
+  forward(method: 'GET' | 'HEAD', wirePath: string): Promise<UpstreamResponse>;
+  /** The node's own role credentials, for the assume-role issuer only. Never served to pods. */
+  getNodeCredentials(): Promise<NodeCredentials>;
+  identityDocument(): Promise<IdentityDocument>;
+  /** Obtains (or confirms) the upstream session; false when upstream cannot be reached. */
+  checkSession(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface UpstreamOptions {
+  readonly url: string;
+  readonly timeoutMs: number;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** How long to stay token-less after upstream refuses a token PUT (403/404/405), before asking again. */
+  readonly v1RetryMs?: number;
+  readonly maxBodyBytes?: number;
+}
+
+const SESSION_TTL = 21_600;
+const REFRESH_MARGIN_MS = 5 * 60_000;
+
+type Session =
+  | { readonly mode: 'v2'; readonly token: string; readonly refreshAt: number }
+  | { readonly mode: 'v1'; readonly refreshAt: number };
+
+export function createUpstream(opts: UpstreamOptions): UpstreamImds {
+  const pool = new Pool(new URL(opts.url).origin, {
+    connections: 32,
+    pipelining: 1,
+    keepAliveTimeout: 4_000,
+    connect: { timeout: opts.timeoutMs },
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs,
+  });
+  const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
+  let session: Session | undefined;
+  let pending: Promise<Session> | undefined;
+
+  async function send(method: string, path: string, headers: Record<string, string>) {
+    const started = performance.now();
+    try {
+      const res = await pool.request({ method, path, headers });
+      const body = await readBody(res.body, maxBody);
+      const ct = res.headers['content-type'];
+      observe(started, `${Math.floor(res.statusCode / 100)}xx`);
+      return { status: res.statusCode, contentType: Array.isArray(ct) ? ct[0] : ct, body };
+    } catch (err) {
+      observe(started, 'error');
+      throw toImdsError(err, opts.metrics);
+    }
+  }
+  const observe = (started: number, cls: string) =>
+    opts.metrics.upstreamDuration.observe({ status_class: cls }, (performance.now() - started) / 1000);
+
+  async function newSession(): Promise<Session> {
+    const now = opts.clock();
+    let res: UpstreamResponse;
+    try {
+      res = await send('PUT', '/latest/api/token', {
+        'x-aws-ec2-metadata-token-ttl-seconds': `${SESSION_TTL}`,
+      });
+    } catch (err) {
+      opts.metrics.upstreamErrors.inc({ kind: 'session' });
+      throw err;
+    }
+    if (res.status === 200 && res.body.length > 0) {
+      // AEMM and IMDS echo the TTL; moto does not (imds-protocol.md §9), so assume what we asked for.
+      return { mode: 'v2', token: res.body.toString('latin1').trim(), refreshAt: refreshAt(now) };
+    }
+    if (res.status === 403 || res.status === 404 || res.status === 405) {
+      // What SDKs do too (§6.3): no IMDSv2 upstream, so go token-less and ask again later.
+      opts.logger.warn({ status: res.status }, 'upstream refused a session token; using IMDSv1 for now');
+      return { mode: 'v1', refreshAt: now + (opts.v1RetryMs ?? 60_000) };
+    }
+    opts.metrics.upstreamErrors.inc({ kind: 'session' });
+    throw new ImdsError('UPSTREAM_UNAVAILABLE', `upstream token PUT answered ${res.status}`);
+  }
+  const refreshAt = (now: number) => now + SESSION_TTL * 1000 - REFRESH_MARGIN_MS;
+
+  async function currentSession(): Promise<Session> {
+    if (session !== undefined && opts.clock() < session.refreshAt) return session;
+    pending ??= newSession().finally(() => (pending = undefined));
+    session = await pending;
+    return session;
+  }
+
+  async function forward(method: 'GET' | 'HEAD', path: string): Promise<UpstreamResponse> {
+    const s = await currentSession();
+    const headers: Record<string, string> = s.mode === 'v2' ? { 'x-aws-ec2-metadata-token': s.token } : {};
+    const res = await send(method, path, headers);
+    if (res.status === 401 && s.mode === 'v2' && session === s) {
+      // Upstream forgot our session (restart, clock jump): one new session, one retry.
+      session = undefined;
+      const again = await currentSession();
+      if (again.mode === 'v2') return send(method, path, { 'x-aws-ec2-metadata-token': again.token });
+      return send(method, path, {});
+    }
+    return res;
+  }
+
+  let identity: Promise<IdentityDocument> | undefined;
+  const nodeCreds = createNodeCredentialSource({ forward, clock: opts.clock, logger: opts.logger });
+  return {
+    forward,
+    getNodeCredentials: () => nodeCreds.get(),
+    identityDocument() {
+      identity ??= fetchIdentity(forward).catch((err: unknown) => {
+        identity = undefined;
+        throw err;
+      });
+      return identity;
+    },
+    async checkSession() {
+      try {
+        await currentSession();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    close: () => pool.close(),
+  };
+}
+
+async function fetchIdentity(
+  forward: (m: 'GET', p: string) => Promise<UpstreamResponse>,
+): Promise<IdentityDocument> {
+  const res = await forward('GET', '/latest/dynamic/instance-identity/document');
+  if (res.status !== 200) {
+    throw new ImdsError('UPSTREAM_UNAVAILABLE', `identity document answered ${res.status}`);
+  }
+  const doc = JSON.parse(res.body.toString('utf8')) as IdentityDocument;
+  if (typeof doc.region !== 'string' || typeof doc.accountId !== 'string') {
+    throw new ImdsError('UPSTREAM_UNAVAILABLE', 'identity document lacks region/accountId');
+  }
+  return doc;
+}
+
+async function readBody(body: AsyncIterable<Buffer> & { destroy(): void }, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > max) {
+      body.destroy();
+      throw new ImdsError('UPSTREAM_UNAVAILABLE', `upstream body over ${max} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+const TIMEOUTS = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+function toImdsError(err: unknown, metrics: Metrics): ImdsError {
+  if (err instanceof ImdsError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  if (TIMEOUTS.has(code) || err instanceof undiciErrors.HeadersTimeoutError) {
+    metrics.upstreamErrors.inc({ kind: 'timeout' });
+    return new ImdsError('UPSTREAM_TIMEOUT', code, { cause: err });
+  }
+  metrics.upstreamErrors.inc({ kind: 'connect' });
+  return new ImdsError('UPSTREAM_UNAVAILABLE', code || String(err), { cause: err });
+}
