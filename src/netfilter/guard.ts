@@ -37,18 +37,7 @@ export interface RuleGuard {
 /** Resolves once the rules are installed; rejects (having written nothing) on a config/permission/binary error. */
 export async function startRuleGuard(cfg: GuardConfig, deps: GuardDeps): Promise<RuleGuard> {
   const logger = deps.logger.child({ component: 'netfilter' });
-  const runner = deps.runner ?? execaRunner();
-  const rules = desiredRules(cfg);
-  const backend =
-    cfg.iptablesBackend === 'auto'
-      ? await detectBackend(runner, logger)
-      : logOverride(cfg.iptablesBackend, logger);
-  const ipt = createIptables(runner, backend);
-  await ipt.preflight(rules.map((r) => r.family));
-  const unserialized = reconciler(ipt, rules, { ...deps, logger });
-  let last: Promise<void> = Promise.resolve();
-  // Passes never overlap: a test's reconcile() and the timer's pass queue behind each other.
-  const pass = (initial: boolean) => (last = last.then(() => unserialized(initial)));
+  const { backend, pass } = await prepare(cfg, { ...deps, logger });
   await pass(true);
 
   let stopped = false;
@@ -73,6 +62,30 @@ export async function startRuleGuard(cfg: GuardConfig, deps: GuardDeps): Promise
       logger.info('rule guard stopped; interception rules left in place (fail closed)');
     },
   };
+}
+
+/** One install pass without a loop (`imdsgate rules --apply`). */
+export async function installRules(cfg: GuardConfig, deps: GuardDeps): Promise<Backend> {
+  const { backend, pass } = await prepare(cfg, deps);
+  await pass(true);
+  return backend;
+}
+
+/** Rules, backend and preflight: everything that can refuse before anything is written. */
+async function prepare(cfg: GuardConfig, deps: GuardDeps) {
+  const runner = deps.runner ?? execaRunner();
+  const rules = desiredRules(cfg);
+  const backend =
+    cfg.iptablesBackend === 'auto'
+      ? await detectBackend(runner, deps.logger)
+      : logOverride(cfg.iptablesBackend, deps.logger);
+  const ipt = createIptables(runner, backend);
+  await ipt.preflight(rules.map((r) => r.family));
+  const unserialized = reconciler(ipt, rules, deps);
+  let last: Promise<void> = Promise.resolve();
+  // Passes never overlap: a test's reconcile() and the timer's pass queue behind each other.
+  const pass = (initial: boolean) => (last = last.then(() => unserialized(initial)));
+  return { backend, pass };
 }
 
 function logOverride(backend: Backend, logger: Logger): Backend {
