@@ -1,0 +1,14 @@
+// The built CLI, as the node runs it. e2e tests drive dist/, not src/, so they prove what ships.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { inNetns } from './netns.js';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CLI = `${ROOT}dist/main.js`;
+
+export function requireBuild(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} missing: run \`npm run build\` before the e2e suite`);
+}
+
+/** `imdsgate <args>` inside ns. */
+export const cliIn = (ns: string, args: readonly string[]) => inNetns(ns, process.execPath, [CLI, ...args]);
