@@ -115,3 +115,110 @@ podman build --pull=never --network host --build-arg BASE="$BASE" \
   -t "$IMG" -f "$ROOT/Dockerfile" "$CTX" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "podman build"; }
 dt "podman build" "$s"
 log "image size: $(podman image inspect "$IMG" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
+
+# --- 1. version -------------------------------------------------------------------------------------
+want=$(node -p 'require(process.argv[1]).version' "$ROOT/package.json")
+got=$(podman run --rm "$IMG" --version)
+[ "$got" = "$want" ] || fail "imdsgate --version: got '$got', want '$want'"
+log "imdsgate --version: $got"
+labels=$(podman image inspect "$IMG" --format '{{index .Labels "org.opencontainers.image.version"}} {{index .Labels "org.opencontainers.image.title"}}')
+[ "$labels" = "$want imdsgate" ] || fail "OCI labels: got '$labels'"
+
+# --- 2. both iptables backends and conntrack ---------------------------------------------------------
+tools=$(podman run --rm --entrypoint sh "$IMG" -c \
+  'iptables-nft --version; iptables-legacy --version; ip6tables-nft --version; ip6tables-legacy --version; conntrack --version; node --version')
+printf '%s\n' "$tools" | sed 's/^/  /'
+grep -q 'iptables v.* (nf_tables)' <<<"$tools" || fail "iptables-nft missing"
+grep -q 'iptables v.* (legacy)' <<<"$tools" || fail "iptables-legacy missing"
+grep -q 'ip6tables v.* (nf_tables)' <<<"$tools" && grep -q 'ip6tables v.* (legacy)' <<<"$tools" || fail "ip6tables missing"
+grep -q '^conntrack v' <<<"$tools" || fail "conntrack missing"
+if podman run --rm --entrypoint sh "$IMG" -c 'test -e /app/node_modules/typescript || test -e /app/node_modules/vitest'; then
+  fail "dev dependencies in the runtime image"
+fi
+
+# --- 3. capabilities per backend, as the chart grants them (private netns, read-only root) -----------
+# nft needs NET_ADMIN only; legacy also needs NET_RAW (its raw socket); conntrack needs NET_ADMIN.
+touch "$WORK/xtables.lock"
+RESTORE='*raw
+:IMDSGATE-CT - [0:0]
+-A IMDSGATE-CT -d 169.254.169.254/32 -p tcp -m rpfilter --invert -j DROP
+COMMIT
+*nat
+:IMDSGATE-CT - [0:0]
+-A IMDSGATE-CT -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 169.254.77.1:8181
+COMMIT'
+caps_try() { # caps backend → exit status of restore + conntrack in a fresh private netns
+  podman run --rm --network none --cap-drop ALL --cap-add "$1" --security-opt no-new-privileges --read-only \
+    -v "$WORK/xtables.lock:/run/xtables.lock" -e RESTORE="$RESTORE" --entrypoint sh "$IMG" -c \
+    "printf '%s\n' \"\$RESTORE\" | iptables-$2-restore -w 5 --noflush && iptables-$2-save | grep -q IMDSGATE-CT \
+     && conntrack -D -d 169.254.169.254 >/dev/null 2>&1; r=\$?; [ \$r -le 1 ]" >/dev/null 2>&1
+}
+caps_try NET_ADMIN nft || fail "nft backend with NET_ADMIN"
+caps_try NET_ADMIN,NET_RAW legacy || fail "legacy backend with NET_ADMIN,NET_RAW"
+if caps_try NET_ADMIN legacy; then fail "legacy backend worked without NET_RAW: update the chart's capabilities"; fi
+if caps_try NET_RAW nft; then fail "nft backend worked without NET_ADMIN"; fi
+log "capabilities: nft = NET_ADMIN; legacy = NET_ADMIN + NET_RAW (as the chart grants)"
+
+# --- 4. the agent serving inside a network namespace --------------------------------------------------
+# node netns: 169.254.169.254 on lo served by ec2-metadata-mock (the "cloud"), veth to a pod netns.
+# The container joins the node netns; the pod's requests reach it through the agent's own DNAT.
+NODE_IP=169.254.77.1 POD_IP=169.254.77.2 VN=igcn$SUFFIX VP=igcp$SUFFIX
+ip netns add "$NS_NODE"; ip netns add "$NS_POD"
+ip -n "$NS_NODE" link set lo up; ip -n "$NS_POD" link set lo up
+ip -n "$NS_NODE" addr add 169.254.169.254/32 dev lo
+ip link add "$VN" netns "$NS_NODE" type veth peer name "$VP" netns "$NS_POD"
+ip -n "$NS_NODE" addr add "$NODE_IP/30" dev "$VN"; ip -n "$NS_NODE" link set "$VN" up
+ip -n "$NS_POD" addr add "$POD_IP/30" dev "$VP"; ip -n "$NS_POD" link set "$VP" up
+ip -n "$NS_POD" route add default via "$NODE_IP"
+ip netns exec "$NS_NODE" "$AEMM" --hostname 169.254.169.254 --port 80 >"$WORK/aemm.log" 2>&1 &
+AEMM_PID=$!
+cat >"$WORK/identity.yaml" <<YAML
+pods:
+  - ip: $POD_IP
+    namespace: ct
+    name: roleless
+    serviceAccount: default
+YAML
+MANAGE_RULES=${MANAGE_RULES:-true}
+s=$(t)
+podman run -d --name "$CTR" --network "ns:/run/netns/$NS_NODE" \
+  --cap-drop ALL --cap-add NET_ADMIN,NET_RAW --security-opt no-new-privileges --read-only \
+  -v "$WORK/xtables.lock:/run/xtables.lock" -v "$WORK/identity.yaml:/etc/imdsgate/identity.yaml:ro" \
+  "$IMG" serve --identity-file /etc/imdsgate/identity.yaml --node-name ct-node \
+  --listen "$NODE_IP:8181" --metrics-listen "$NODE_IP:9181" --host-ip "$NODE_IP" \
+  --interfaces 'igcn+' --manage-rules="$MANAGE_RULES" --region us-east-1 --log-level debug >/dev/null
+in_node() { ip netns exec "$NS_NODE" "$@"; }
+in_pod() { ip netns exec "$NS_POD" "$@"; }
+ready=0
+for _ in $(seq 1 100); do
+  if in_node curl -fsS -m 1 "http://$NODE_IP:9181/readyz" >/dev/null 2>&1; then ready=1; break; fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || { podman logs "$CTR" 2>&1 | tail -30; fail "agent not ready on $NODE_IP:9181 within 10 s"; }
+dt "agent ready in the container" "$s"
+in_node curl -fsS -m 2 "http://$NODE_IP:9181/healthz" >/dev/null || fail "/healthz"
+in_node curl -fsS -m 2 "http://$NODE_IP:9181/metrics" >"$WORK/metrics.txt" || fail "/metrics"
+grep -q '^imdsgate_build_info{' "$WORK/metrics.txt" || fail "imdsgate_build_info missing from /metrics"
+# The pod asks the metadata address; with MANAGE_RULES=false it asks the agent directly.
+MD=http://169.254.169.254
+[ "$MANAGE_RULES" = true ] || MD=http://$NODE_IP:8181
+token=$(in_pod curl -fsS -m 2 -X PUT -H 'x-aws-ec2-metadata-token-ttl-seconds: 60' "$MD/latest/api/token") \
+  || fail "token PUT from the pod netns"
+iid=$(in_pod curl -fsS -m 2 -H "x-aws-ec2-metadata-token: $token" "$MD/latest/meta-data/instance-id") \
+  || fail "instance-id from the pod netns"
+[ "$iid" = "$(in_node curl -fsS -m 2 http://169.254.169.254/latest/meta-data/instance-id)" ] || fail "instance-id not forwarded"
+code=$(in_pod curl -sS -m 2 -o /dev/null -w '%{http_code}' -H "x-aws-ec2-metadata-token: $token" \
+  "$MD/latest/meta-data/iam/security-credentials/")
+[ "$code" = 404 ] || fail "role-less pod: credentials listing answered $code, want 404 (the raw mock would answer 200)"
+log "pod netns: token 200, instance-id $iid forwarded, credentials listing 404 (imdsgate, not the node role)"
+if [ "$MANAGE_RULES" = true ]; then
+  in_node iptables-save -t nat 2>/dev/null | grep -q 'DNAT.*169.254.77.1:8181' \
+    || in_node iptables-legacy-save -t nat 2>/dev/null | grep -q 'DNAT.*169.254.77.1:8181' \
+    || fail "no DNAT rule in the node netns"
+  podman stop -t 5 "$CTR" >/dev/null
+  # Fail closed: the rules stay, the pod gets connection refused, never the mock's role listing.
+  code=$(in_pod curl -sS -m 2 -o /dev/null -w '%{http_code}' "$MD/latest/meta-data/iam/security-credentials/" 2>/dev/null || true)
+  [ "$code" = 000 ] || fail "after the agent stopped the pod got HTTP $code, want connection refused"
+  log "agent stopped: rules stay, pod gets connection refused"
+fi
+log "ALL OK"
