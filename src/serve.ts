@@ -1,0 +1,195 @@
+// Composition root of `imdsgate serve`: builds the real parts in order, owns ports, readiness and
+// shutdown. Order matters for safety: the front door listens and is ready before interception rules are
+// installed, and rules stay in place on shutdown (design.md "Decisions already taken").
+//   config → logger/metrics → upstream (own IMDSv2 session) → region → credential issuer (STS + cache)
+//   → identity (file or Kubernetes) → front door + metrics server → rule guard (if --manage-rules)
+import { randomBytes } from 'node:crypto';
+import type { Config } from './config.js';
+import { createCredentialCache } from './credentials/cache.js';
+import { createAssumeRoleIssuer } from './credentials/sts.js';
+import type { CredentialIssuer } from './credentials/types.js';
+import { buildApp } from './http/app.js';
+import { buildMetricsApp } from './http/metrics-app.js';
+import { createTokenService } from './imds/tokens.js';
+import { createUpstream, type UpstreamImds } from './imds/upstream.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { startFileIdentity } from './pods/file-identity.js';
+import { systemClock, type Clock, type PodLookup } from './pods/types.js';
+import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
+
+/** What serve needs from an identity source (file map or the Kubernetes watch). */
+export interface Identity {
+  readonly podLookup: PodLookup;
+  readonly roleResolver: RoleResolver;
+  readonly imdsv1Policy: Imdsv1Policy;
+  stop(): void | Promise<void>;
+}
+
+export interface ServeOverrides {
+  readonly logger?: Logger;
+  readonly metrics?: Metrics;
+  readonly clock?: Clock;
+  readonly tokenKey?: Buffer;
+  readonly upstream?: UpstreamImds;
+  readonly identity?: Identity;
+  readonly credentialIssuer?: CredentialIssuer;
+}
+
+export interface Served {
+  readonly addresses: { readonly listen: string; readonly metrics: string };
+  notReady(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served> {
+  const logger = o.logger ?? createLogger(cfg.logLevel);
+  const metrics = o.metrics ?? createMetrics();
+  const clock = o.clock ?? systemClock;
+  const cleanup: (() => unknown)[] = [];
+  const closeAll = async () => {
+    for (const fn of cleanup.reverse())
+      await Promise.resolve(fn()).catch((err) => logger.warn({ err }, 'shutdown step failed'));
+  };
+  try {
+    const upstream =
+      o.upstream ??
+      createUpstream({ url: cfg.upstream, timeoutMs: cfg.upstreamTimeoutMs, clock, metrics, logger });
+    cleanup.push(() => upstream.close());
+    const issuer = o.credentialIssuer ?? (await credentialIssuer(cfg, { upstream, clock, metrics, logger }));
+    if ('close' in issuer && typeof issuer.close === 'function')
+      cleanup.push(() => (issuer as { close(): void }).close());
+    const identity = o.identity ?? (await startIdentity(cfg, { logger, metrics, clock, issuer }));
+    cleanup.push(() => identity.stop());
+
+    const tokens = createTokenService({ clock, key: o.tokenKey ?? randomBytes(32) });
+    const app = buildApp({
+      config: cfg,
+      ...pick(identity),
+      credentialIssuer: issuer,
+      upstream,
+      tokens,
+      metrics,
+      logger,
+      clock,
+    });
+    const notReady = async () => readiness(upstream, identity, metrics);
+    const metricsApp = buildMetricsApp({ registry: metrics.registry, notReady });
+    cleanup.push(
+      () => metricsApp.close(),
+      () => app.close(),
+    );
+    const listen = await app.listen(hostPort(cfg.listen));
+    const metricsAddr = await metricsApp.listen(hostPort(cfg.metricsListen));
+    logger.info({ listen, metrics: metricsAddr, upstream: cfg.upstream }, 'imdsgate serving');
+
+    if (cfg.manageRules) cleanup.push(await startGuard(cfg, logger, metrics));
+    return { addresses: { listen, metrics: metricsAddr }, notReady, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+const pick = (i: Identity) => ({
+  podLookup: i.podLookup,
+  roleResolver: i.roleResolver,
+  imdsv1Policy: i.imdsv1Policy,
+});
+
+async function readiness(upstream: UpstreamImds, identity: Identity, metrics: Metrics): Promise<string[]> {
+  const reasons: string[] = [];
+  if (!(await upstream.checkSession())) reasons.push('upstream session');
+  if (!identity.podLookup.isReady()) reasons.push('identity not synced');
+  metrics.ready.set(reasons.length === 0 ? 1 : 0);
+  return reasons;
+}
+
+interface Deps {
+  readonly upstream: UpstreamImds;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+/** The one place where the credential chain is wired: STS issuer behind the refreshing cache. */
+async function credentialIssuer(cfg: Config, d: Deps): Promise<CredentialIssuer> {
+  if (cfg.credentialMode !== 'assume-role') {
+    throw new Error(`--credential-mode=${cfg.credentialMode} is not available in this build yet`);
+  }
+  const region = cfg.region ?? (await discoverRegion(d.upstream));
+  const issuer = createAssumeRoleIssuer({
+    region,
+    ...(cfg.stsEndpoint !== undefined ? { endpoint: cfg.stsEndpoint } : {}),
+    nodeCredentials: () => d.upstream.getNodeCredentials(),
+    durationSeconds: cfg.sessionDurationSeconds,
+    sessionTags: cfg.sessionTags,
+    ...(cfg.nodeName !== undefined ? { nodeName: cfg.nodeName } : {}),
+    clock: d.clock,
+    metrics: d.metrics,
+    logger: d.logger,
+  });
+  return createCredentialCache(issuer, { clock: d.clock, metrics: d.metrics, logger: d.logger });
+}
+
+async function discoverRegion(upstream: UpstreamImds): Promise<string> {
+  try {
+    return (await upstream.identityDocument()).region;
+  } catch (err) {
+    throw new Error(
+      `--region is unset and the upstream identity document is unavailable: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+async function startIdentity(
+  cfg: Config,
+  d: { logger: Logger; metrics: Metrics; clock: Clock; issuer: CredentialIssuer },
+): Promise<Identity> {
+  if (cfg.identityFile !== undefined) {
+    return startFileIdentity({
+      path: cfg.identityFile,
+      imdsv1: cfg.imdsv1,
+      logger: d.logger,
+      metrics: d.metrics,
+    });
+  }
+  const mod = (await optionalImport('./kube/identity.js')) as
+    { startKubeIdentity?: (cfg: Config, deps: object) => Promise<Identity> } | undefined;
+  if (mod?.startKubeIdentity === undefined) {
+    throw new Error('the Kubernetes pod watch is not available in this build: pass --identity-file');
+  }
+  return mod.startKubeIdentity(cfg, {
+    logger: d.logger,
+    metrics: d.metrics,
+    clock: d.clock,
+    credentialIssuer: d.issuer,
+  });
+}
+
+async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promise<() => Promise<void>> {
+  const mod = (await optionalImport('./netfilter/guard.js')) as
+    { startRuleGuard?: (cfg: Config, deps: object) => Promise<{ stop(): Promise<void> }> } | undefined;
+  if (mod?.startRuleGuard === undefined)
+    throw new Error('--manage-rules is set but the rule guard is not available');
+  const guard = await mod.startRuleGuard(cfg, { logger, metrics });
+  return () => guard.stop();
+}
+
+/** A module another issue may not have delivered yet: undefined when absent, other errors propagate. */
+async function optionalImport(spec: string): Promise<unknown> {
+  try {
+    return (await import(spec)) as unknown;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(spec.slice(2, -3)))
+      return undefined;
+    throw err;
+  }
+}
+
+/** `0.0.0.0:8181` / `[::1]:8181` → fastify listen options. */
+export function hostPort(v: string): { host: string; port: number } {
+  const i = v.lastIndexOf(':');
+  return { host: v.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(v.slice(i + 1)) };
+}

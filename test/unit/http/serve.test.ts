@@ -1,0 +1,173 @@
+// serve(): the composition root with a scripted loopback upstream, a real identity file and a fake
+// issuer (STS is exercised in the integration tests). Real sockets on 127.0.0.1.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config.js';
+import { createLogger } from '../../../src/logger.js';
+import { hostPort, serve, type Served } from '../../../src/serve.js';
+import { run } from '../../../src/commands/serve.js';
+
+let upstream: Server;
+let upstreamUp = true;
+let dir: string;
+let served: Served;
+const NO_RULES = { IMDSGATE_MANAGE_RULES: 'false' };
+const quiet = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    if (!upstreamUp) return res.writeHead(500).end();
+    if (req.method === 'PUT') return res.writeHead(200).end('up-token');
+    if (req.url === '/latest/dynamic/instance-identity/document')
+      return res.writeHead(200).end('{"region":"eu-west-1","accountId":"1","instanceId":"i"}');
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('i-0abc');
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  dir = mkdtempSync(join(tmpdir(), 'imdsgate-serve-'));
+  const file = join(dir, 'id.yaml');
+  writeFileSync(
+    file,
+    'pods: [{ ip: 127.0.0.1, namespace: ns, name: p, serviceAccount: sa, roleArn: "arn:aws:iam::123456789012:role/r" }]\n',
+  );
+  const cfg = loadConfig(
+    [
+      '--listen=127.0.0.1:0',
+      '--metrics-listen=127.0.0.1:0',
+      `--upstream=http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      `--identity-file=${file}`,
+    ],
+    NO_RULES,
+  );
+  served = await serve(cfg, {
+    logger: quiet,
+    credentialIssuer: {
+      issue: async () => ({
+        accessKeyId: 'ASIAPOD',
+        secretAccessKey: 's',
+        sessionToken: 't',
+        expiration: new Date(Date.now() + 3600_000),
+        lastUpdated: new Date(),
+      }),
+    },
+  });
+});
+afterAll(async () => {
+  await served?.close();
+  upstream.closeAllConnections();
+  await new Promise((r) => upstream.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const get = async (base: string, path: string) => {
+  const res = await request(`${base}${path}`);
+  return { status: res.statusCode, body: await res.body.text() };
+};
+
+describe('serve', () => {
+  it('answers pods on the listen address', async () => {
+    const base = served.addresses.listen;
+    expect(await get(base, '/latest/meta-data/iam/security-credentials/')).toEqual({
+      status: 200,
+      body: 'r',
+    });
+    expect((await get(base, '/latest/meta-data/iam/security-credentials/r')).body).toContain(
+      '"AccessKeyId" : "ASIAPOD"',
+    );
+    expect(await get(base, '/latest/meta-data/instance-id')).toEqual({ status: 200, body: 'i-0abc' });
+  });
+
+  it('serves /healthz, /readyz and /metrics on the metrics address only', async () => {
+    const m = served.addresses.metrics;
+    expect((await get(m, '/healthz')).status).toBe(200);
+    expect(await get(m, '/readyz')).toEqual({ status: 200, body: 'ready\n' });
+    const metrics = await get(m, '/metrics');
+    expect(metrics.body).toContain('imdsgate_requests_total{route="credentials",method="GET",status="200"}');
+    expect(metrics.body).toContain('imdsgate_ready 1');
+    expect((await get(served.addresses.listen, '/metrics')).status).toBe(404);
+  });
+
+  it('is not ready while the upstream session fails', async () => {
+    // A fresh serve whose upstream refuses the session.
+    upstreamUp = false;
+    try {
+      const cfg = loadConfig(
+        [
+          '--listen=127.0.0.1:0',
+          '--metrics-listen=127.0.0.1:0',
+          '--upstream=http://127.0.0.1:1',
+          '--identity-file=' + join(dir, 'id.yaml'),
+          '--region=eu-west-1',
+        ],
+        NO_RULES,
+      );
+      const s = await serve(cfg, { logger: quiet });
+      try {
+        const r = await get(s.addresses.metrics, '/readyz');
+        expect(r).toEqual({ status: 503, body: 'not ready: upstream session\n' });
+        expect((await get(s.addresses.listen, '/latest/meta-data/instance-id')).status).toBe(502);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      upstreamUp = true;
+    }
+  });
+
+  it('fails to start with a clear message when the identity file is invalid or the region cannot be found', async () => {
+    writeFileSync(join(dir, 'bad.yaml'), 'pods: [{ ip: nope }]');
+    const bad = loadConfig(
+      [
+        '--listen=127.0.0.1:0',
+        '--metrics-listen=127.0.0.1:0',
+        `--identity-file=${join(dir, 'bad.yaml')}`,
+        '--region=eu-west-1',
+      ],
+      NO_RULES,
+    );
+    await expect(serve(bad, { logger: quiet })).rejects.toThrow(/identity file .* is invalid/);
+    const noRegion = loadConfig(
+      [
+        '--listen=127.0.0.1:0',
+        '--metrics-listen=127.0.0.1:0',
+        '--upstream=http://127.0.0.1:1',
+        `--identity-file=${join(dir, 'id.yaml')}`,
+      ],
+      NO_RULES,
+    );
+    await expect(serve(noRegion, { logger: quiet })).rejects.toThrow(/--region is unset/);
+  });
+
+  it('parses listen addresses', () => {
+    expect(hostPort('0.0.0.0:8181')).toEqual({ host: '0.0.0.0', port: 8181 });
+    expect(hostPort('[::1]:9181')).toEqual({ host: '::1', port: 9181 });
+  });
+});
+
+describe('serve command', () => {
+  it('exits 2 with every problem before opening a port, and prints help', async () => {
+    const errs: string[] = [];
+    const orig = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => (errs.push(s), true)) as typeof process.stderr.write;
+    try {
+      expect(await run(['--listen=nope', '--imdsv1=maybe'])).toBe(2);
+    } finally {
+      process.stderr.write = orig;
+    }
+    expect(errs.join('')).toMatch(/--listen[\s\S]*--imdsv1/);
+    const outs: string[] = [];
+    const origOut = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((s: string) => (outs.push(s), true)) as typeof process.stdout.write;
+    try {
+      expect(await run(['--help'])).toBe(0);
+    } finally {
+      process.stdout.write = origOut;
+    }
+    expect(outs.join('')).toContain('--identity-file');
+  });
+});
