@@ -22,7 +22,14 @@ export interface IndexedPod extends PodIdentity {
 }
 
 /** Annotation prefixes the role decision reads; others (last-applied-configuration, ...) are not kept. */
-const KEPT_ANNOTATIONS = ['iam.amazonaws.com/', 'eks.amazonaws.com/', 'imdsgate.io/'];
+export const KEPT_ANNOTATIONS = ['iam.amazonaws.com/', 'eks.amazonaws.com/', 'imdsgate.io/'];
+
+/** Only what the decision reads: kube2iam's last-applied-configuration copies can be kilobytes. */
+export function keptAnnotations(all: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(all ?? {}).filter(([k]) => KEPT_ANNOTATIONS.some((pre) => k.startsWith(pre))),
+  );
+}
 
 /** One spelling per address: IPv4-mapped IPv6 → IPv4, IPv6 lower-case and compressed. */
 export function canonicalIp(raw: string): string | undefined {
@@ -48,9 +55,7 @@ export function toLivePod(p: PodLike): IndexedPod | { skip: string } {
     (x): x is string => x !== undefined,
   );
   if (ips.length === 0) return { skip: 'no IP yet' };
-  const annotations = Object.fromEntries(
-    Object.entries(m.annotations ?? {}).filter(([k]) => KEPT_ANNOTATIONS.some((pre) => k.startsWith(pre))),
-  );
+  const annotations = keptAnnotations(m.annotations);
   return {
     ip: ips[0] ?? '',
     ips,

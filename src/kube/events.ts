@@ -1,0 +1,78 @@
+// Denials become Kubernetes Events on the pod, so `kubectl describe pod` says why it got no credentials
+// (kiam's KiamRoleForbidden did the same). At most one Event per pod, reason and interval: a pod retrying
+// in a loop must not flood the API server. Only `create` on events is needed.
+import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Clock, PodIdentity } from '../pods/types.js';
+
+export interface DenialEvents {
+  denied(pod: PodIdentity, reason: string, detail: string): void;
+}
+
+export interface DenialEventOptions {
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly nodeName: string;
+  readonly intervalMs?: number;
+  /** Tests inject the create call; production posts to the API server. */
+  readonly create?: (namespace: string, body: CoreV1Event) => Promise<unknown>;
+}
+
+export function createDenialEvents(kc: KubeConfig | undefined, o: DenialEventOptions): DenialEvents {
+  const interval = o.intervalMs ?? 300_000;
+  const lastSent = new Map<string, number>();
+  const api = kc?.makeApiClient(CoreV1Api);
+  const create =
+    o.create ?? ((namespace: string, body: CoreV1Event) => api!.createNamespacedEvent({ namespace, body }));
+
+  function prune(now: number) {
+    if (lastSent.size < 5000) return;
+    for (const [k, t] of lastSent) if (now - t >= interval) lastSent.delete(k);
+  }
+
+  return {
+    denied(pod, reason, detail) {
+      const now = o.clock();
+      const key = `${pod.uid}|${pod.namespace}/${pod.name}|${reason}`;
+      const prev = lastSent.get(key);
+      if (prev !== undefined && now - prev < interval) {
+        o.metrics.eventsEmitted.inc({ result: 'suppressed' });
+        return;
+      }
+      prune(now);
+      lastSent.set(key, now);
+      const at = new Date(now);
+      const body: CoreV1Event = {
+        metadata: { generateName: `${pod.name}.imdsgate-`, namespace: pod.namespace },
+        involvedObject: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          name: pod.name,
+          namespace: pod.namespace,
+          uid: pod.uid,
+        },
+        reason: 'IMDSGateDenied',
+        message: `no IAM credentials: ${reason}: ${detail}`.slice(0, 1024),
+        type: 'Warning',
+        source: { component: 'imdsgate', host: o.nodeName },
+        reportingComponent: 'imdsgate',
+        reportingInstance: o.nodeName,
+        firstTimestamp: at,
+        lastTimestamp: at,
+        count: 1,
+      };
+      create(pod.namespace, body).then(
+        () => o.metrics.eventsEmitted.inc({ result: 'sent' }),
+        (err: unknown) => {
+          o.metrics.eventsEmitted.inc({ result: 'error' });
+          o.logger.warn(
+            { namespace: pod.namespace, pod: pod.name, err: (err as Error).message },
+            'could not post Event',
+          );
+        },
+      );
+    },
+  };
+}

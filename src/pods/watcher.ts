@@ -1,0 +1,130 @@
+// PodLookup backed by a node-scoped list+watch (spec.nodeName=<node>, as kube2iam's --node: memory stays
+// proportional to this node's pods, not the cluster's; jtblin/kube2iam PR #108). An IP not yet known waits
+// a bounded time for the watch to deliver it, then fails closed (kube2iam#136, kiam#46: pods ask before
+// the agent has seen them).
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { startListWatch, type ListWatchHandle } from '../kube/list-watch.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { PodIndex, canonicalIp, type IndexChange, type IndexedPod } from './index.js';
+import type { Clock, PodLookup, PodLookupResult } from './types.js';
+
+export interface PodWatcherOptions {
+  readonly kc: KubeConfig;
+  readonly nodeName: string;
+  readonly unknownPodWaitMs: number;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+}
+
+export interface PodWatcher extends PodLookup {
+  /** Resolves once the first full list is in. */
+  readonly synced: Promise<void>;
+  pods(): IterableIterator<IndexedPod>;
+  /** Live pods appearing, changing (IP, service account, annotations) and going away. */
+  onChange(listener: (change: Exclude<IndexChange, { kind: 'none' }>) => void): () => void;
+  stop(): void;
+}
+
+export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
+  const index = new PodIndex();
+  const listeners = new Set<(c: Exclude<IndexChange, { kind: 'none' }>) => void>();
+  const waiters = new Map<string, Set<() => void>>();
+  let ready = false;
+  let lastSync = 0;
+  const api = o.kc.makeApiClient(CoreV1Api);
+  const fieldSelector = `spec.nodeName=${o.nodeName}`;
+
+  const emit = (c: IndexChange) => {
+    if (c.kind === 'none') return;
+    if (c.kind !== 'removed') for (const ip of c.pod.ips) wake(ip);
+    for (const l of listeners) {
+      try {
+        l(c);
+      } catch (err) {
+        o.logger.error({ err: (err as Error).message }, 'pod change listener failed');
+      }
+    }
+  };
+  const wake = (ip: string) => {
+    const set = waiters.get(ip);
+    if (set === undefined) return;
+    waiters.delete(ip);
+    for (const w of set) w();
+  };
+  const gauge = () => o.metrics.podsKnown.set(index.size);
+
+  const handle: ListWatchHandle = startListWatch<V1Pod>({
+    kc: o.kc,
+    path: '/api/v1/pods',
+    fieldSelector,
+    logger: o.logger,
+    ...(o.backoffInitialMs !== undefined ? { backoffInitialMs: o.backoffInitialMs } : {}),
+    ...(o.backoffMaxMs !== undefined ? { backoffMaxMs: o.backoffMaxMs } : {}),
+    list: async () => {
+      const res = await api.listPodForAllNamespaces({ fieldSelector });
+      return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? '' };
+    },
+    onList: (items) => {
+      for (const c of index.replace(items)) emit(c);
+      ready = true;
+      gauge();
+    },
+    onEvent: (type, pod) => {
+      emit(type === 'DELETED' ? index.remove(pod.metadata?.uid ?? '') : index.apply(pod));
+      gauge();
+    },
+    onSync: () => {
+      lastSync = o.clock();
+      o.metrics.podViewLastSync.set(lastSync / 1000);
+    },
+    onRestart: (cause) => o.metrics.podWatchRestarts.inc({ cause }),
+  });
+  const staleness = setInterval(() => {
+    if (lastSync > 0) o.metrics.podViewStaleness.set((o.clock() - lastSync) / 1000);
+  }, 1000);
+  staleness.unref();
+
+  function waitFor(ip: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, o.unknownPodWaitMs);
+      let set = waiters.get(ip);
+      if (set === undefined) waiters.set(ip, (set = new Set()));
+      set.add(done);
+      function done() {
+        clearTimeout(timer);
+        waiters.get(ip)?.delete(done);
+        if (waiters.get(ip)?.size === 0) waiters.delete(ip);
+        resolve();
+      }
+    });
+  }
+
+  return {
+    synced: handle.synced,
+    isReady: () => ready,
+    async byIp(raw): Promise<PodLookupResult> {
+      const first = index.lookup(raw);
+      if (first.kind !== 'unknown') return first;
+      const ip = canonicalIp(raw);
+      if (ip === undefined || o.unknownPodWaitMs === 0) return first;
+      await waitFor(ip);
+      const second = index.lookup(ip);
+      o.metrics.unknownPodWaits.inc({ outcome: second.kind === 'unknown' ? 'timeout' : 'found' });
+      return second;
+    },
+    pods: () => index.pods(),
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    stop() {
+      handle.stop();
+      clearInterval(staleness);
+      for (const ip of [...waiters.keys()]) wake(ip);
+    },
+  };
+}
