@@ -61,9 +61,11 @@ export class NodeCredentialsError extends Error {
 /** STS error name (AccessDenied, ValidationError, Throttling, ...) bounded for use as a label. */
 export function stsErrorCode(err: unknown): string {
   if (err instanceof NodeCredentialsError) return err.name;
-  const e = err as { name?: unknown; code?: unknown; $metadata?: unknown };
-  const name = typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : '';
-  if (e.$metadata === undefined && name !== 'TimeoutError') return 'NetworkError';
+  const e = err as { name?: unknown; code?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  if (typeof e.code === 'string' && /^E[A-Z0-9_]+$/.test(e.code)) return 'NetworkError';
+  if (e.name === 'TimeoutError') return 'Timeout';
+  if (typeof e.$metadata?.httpStatusCode !== 'number') return 'NetworkError';
+  const name = typeof e.name === 'string' ? e.name : '';
   return /^[A-Za-z]{1,64}$/.test(name) ? name : 'UnknownError';
 }
 
