@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import { NetfilterError } from '../../../src/netfilter/errors.js';
 import { missingBinary, type CommandRunner } from '../../../src/netfilter/runner.js';
+import { killAll } from './processes.js';
 
 const created = new Set<string>();
 let hooked = false;
@@ -55,6 +56,7 @@ export async function deleteNetns(name: string): Promise<void> {
 
 /** Synchronous so it can run from an 'exit' handler. */
 export function cleanupAll(): void {
+  killAll(); // processes first: a deleted namespace keeps running whatever is inside it
   for (const name of [...created]) {
     try {
       execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });

@@ -1,0 +1,239 @@
+// The whole sandbox: topology (topology.ts), amazon-ec2-metadata-mock on 169.254.169.254 in the cloud
+// namespace, the loopback relay to kube-apiserver and moto (relay.mjs), the pods registered in the real
+// kube-apiserver, and the built agent (`node dist/main.js serve`) in the node namespace with real rules.
+// destroy() undoes everything; the exit hooks in netns.ts cover a crash or Ctrl-C.
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { CLI, ROOT, requireBuild } from './cli.js';
+import { sandboxEnv, type SandboxEnv } from './env.js';
+import { startHostRelay, type HostRelay } from './host-relay.js';
+import { kubeRegistry, type KubeRegistry } from './kube.js';
+import { inNetns, reapStale } from './netns.js';
+import { spawnInNetns, waitFor, type NetnsProcess } from './processes.js';
+import { createTopology, METADATA_IP, NODE_IP, type Topology } from './topology.js';
+
+export const ACCOUNT = '123456789012';
+export const BASE_ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/`;
+let sandboxes = 0;
+
+export interface PodSpec {
+  readonly name: string;
+  /** Logical namespace; the registered one gets a per-run suffix (see Sandbox.kubeNamespace). */
+  readonly namespace: string;
+  /** Role name; on the service account as a full ARN (IRSA) or on the pod (kube2iam). */
+  readonly role?: string;
+  readonly roleVia?: 'service-account' | 'pod-annotation';
+}
+
+export interface SandboxOptions {
+  readonly pods: readonly PodSpec[];
+  /** Logical namespace → the role names its iam.amazonaws.com/allowed-roles annotation allows. */
+  readonly allowedRoles: Readonly<Record<string, readonly string[]>>;
+  readonly backend?: 'auto' | 'nft' | 'legacy';
+  readonly agentArgs?: readonly string[];
+  /** kube: the real API server (default once the build has it); file: --identity-file. */
+  readonly identity?: 'kube' | 'file';
+}
+
+export interface SandboxPod extends PodSpec {
+  readonly ip: string;
+  readonly netns: string;
+  readonly kubeNamespace: string;
+}
+
+export interface Sandbox {
+  readonly topology: Topology;
+  readonly pods: readonly SandboxPod[];
+  readonly env: SandboxEnv;
+  readonly logDir: string;
+  readonly identity: 'kube' | 'file';
+  readonly nodeName: string;
+  agent(): NetnsProcess | undefined;
+  startAgent(extraArgs?: readonly string[]): Promise<NetnsProcess>;
+  /** `curl` from inside a pod namespace. */
+  curl(pod: SandboxPod, path: string, args?: readonly string[]): Promise<{ status: number; body: string }>;
+  metrics(): Promise<string>;
+  destroy(): Promise<void>;
+}
+
+export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
+  requireBuild();
+  await reapStale();
+  const env = sandboxEnv();
+  const logDir = mkdtempSync(join(tmpdir(), 'imdsgate-sandbox-'));
+  // Unique per sandbox: a deleted namespace stays Terminating (no controller manager), and the node name
+  // keeps the agent's node-scoped watch to this sandbox's pods on a shared API server.
+  const run = `${process.pid.toString(36)}s${sandboxes++}`;
+  const nodeName = `sandbox-${run}`;
+  const undo: (() => Promise<unknown>)[] = [];
+  const destroy = async () => {
+    for (const fn of undo.reverse()) await fn().catch(() => undefined);
+    undo.length = 0;
+  };
+  try {
+    const topology = await createTopology(opts.pods.length);
+    undo.push(() => topology.destroy());
+    const aemm = await startAemm(topology.cloud, env, logDir);
+    undo.push(() => aemm.stop());
+    const hostRelay = await startHostRelay([env.kube.server, env.sts.endpoint]);
+    undo.push(() => hostRelay.close());
+    const relay = await startNetnsRelay(topology.node, hostRelay, logDir);
+    undo.push(() => relay.stop());
+
+    const pods = opts.pods.map((p, i) => ({
+      ...p,
+      ip: topology.pods[i]!.ip,
+      netns: topology.pods[i]!.netns,
+      kubeNamespace: `${p.namespace}-${run}`,
+    }));
+    const registry = kubeRegistry(env.kube.adminKubeconfig);
+    undo.push(() => registry.cleanup());
+    await register(registry, pods, opts.allowedRoles, nodeName);
+    const identity = opts.identity ?? (hasKubeIdentity() ? 'kube' : 'file');
+    const identityArgs =
+      identity === 'kube'
+        ? ['--kubeconfig', env.kube.adminKubeconfig, '--node-name', nodeName]
+        : ['--identity-file', writeIdentityFile(logDir, pods, opts.allowedRoles)];
+
+    let agent: NetnsProcess | undefined;
+    undo.push(async () => agent?.stop());
+    const startAgent = async (extra: readonly string[] = []) => {
+      if (agent !== undefined) await agent.stop();
+      const args = [...agentArgs(env, opts), ...identityArgs, ...(opts.agentArgs ?? []), ...extra];
+      agent = spawnInNetns(
+        topology.node,
+        process.execPath,
+        [CLI, 'serve', ...args],
+        join(logDir, 'agent.log'),
+      );
+      const started = agent;
+      await waitFor(
+        'imdsgate',
+        started,
+        async () => (await nodeCurl(topology.node, '/readyz')).status === 200,
+        60_000,
+      );
+      // /readyz can turn 200 before the guard has installed the rules (serve installs them after
+      // listening); until then pods would still reach the real service, so wait for the rules too.
+      if (!args.includes('--manage-rules=false')) {
+        await waitFor('interception rules', started, async () =>
+          /^imdsgate_rules_installed\{family="ipv4"\} 1$/m.test(
+            (await nodeCurl(topology.node, '/metrics')).body,
+          ),
+        );
+      }
+      return started;
+    };
+    return {
+      topology,
+      pods,
+      env,
+      logDir,
+      identity,
+      nodeName,
+      agent: () => agent,
+      startAgent,
+      curl: (pod, path, args = []) => curlIn(pod.netns, `http://${METADATA_IP}${path}`, args),
+      metrics: async () => (await nodeCurl(topology.node, '/metrics')).body,
+      destroy,
+    };
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+}
+
+function agentArgs(env: SandboxEnv, opts: SandboxOptions): string[] {
+  return [
+    '--listen=0.0.0.0:8181',
+    '--metrics-listen=127.0.0.1:9181',
+    `--host-ip=${NODE_IP}`,
+    '--interfaces=veth+',
+    `--iptables-backend=${opts.backend ?? 'auto'}`,
+    `--upstream=http://${METADATA_IP}`,
+    `--sts-endpoint=${env.sts.endpoint}`,
+    '--region=us-east-1',
+    `--base-role-arn=${BASE_ROLE_ARN}`,
+    '--log-level=info',
+  ];
+}
+
+const hasKubeIdentity = () => existsSync(join(ROOT, 'dist/kube/identity.js'));
+
+async function startAemm(cloud: string, env: SandboxEnv, logDir: string): Promise<NetnsProcess> {
+  const aemm = spawnInNetns(cloud, env.bins.aemm, ['-n', METADATA_IP, '-p', '80'], join(logDir, 'aemm.log'));
+  await waitFor('ec2-metadata-mock', aemm, async () => {
+    const r = await curlIn(cloud, `http://${METADATA_IP}/latest/meta-data/instance-id`);
+    return r.status === 200;
+  });
+  return aemm;
+}
+
+async function startNetnsRelay(node: string, host: HostRelay, logDir: string): Promise<NetnsProcess> {
+  const script = join(ROOT, 'test/e2e/sandbox/relay.mjs');
+  const relay = spawnInNetns(node, process.execPath, [script, ...host.mappings], join(logDir, 'relay.log'));
+  await waitFor('loopback relay', relay, async () => relay.log().includes('relay ready'));
+  return relay;
+}
+
+async function register(
+  registry: KubeRegistry,
+  pods: readonly SandboxPod[],
+  allowed: SandboxOptions['allowedRoles'],
+  nodeName: string,
+): Promise<void> {
+  for (const ns of new Set(pods.map((p) => p.namespace))) {
+    const kubeNs = pods.find((p) => p.namespace === ns)!.kubeNamespace;
+    const roles = allowed[ns];
+    await registry.ensureNamespace(
+      kubeNs,
+      roles === undefined ? {} : { 'iam.amazonaws.com/allowed-roles': JSON.stringify(roles) },
+    );
+  }
+  for (const p of pods) {
+    const viaSa = p.role !== undefined && (p.roleVia ?? 'service-account') === 'service-account';
+    await registry.ensureServiceAccount(
+      p.kubeNamespace,
+      p.name,
+      viaSa ? { 'eks.amazonaws.com/role-arn': `${BASE_ROLE_ARN}${p.role}` } : {},
+    );
+    const podAnnotations: Record<string, string> =
+      p.role !== undefined && !viaSa ? { 'iam.amazonaws.com/role': p.role } : {};
+    await registry.createPod(
+      { namespace: p.kubeNamespace, name: p.name, serviceAccount: p.name, ip: p.ip, podAnnotations },
+      nodeName,
+    );
+  }
+}
+
+/** --identity-file stand-in for the watch: the namespace policy applied here, as the agent would. */
+function writeIdentityFile(
+  dir: string,
+  pods: readonly SandboxPod[],
+  allowed: SandboxOptions['allowedRoles'],
+) {
+  const path = join(dir, 'identity.yaml');
+  const entries = pods.map((p) => {
+    const ok = p.role !== undefined && (allowed[p.namespace] ?? [p.role]).includes(p.role);
+    return {
+      ip: p.ip,
+      namespace: p.kubeNamespace,
+      name: p.name,
+      serviceAccount: p.name,
+      ...(ok ? { roleArn: `${BASE_ROLE_ARN}${p.role}` } : {}),
+    };
+  });
+  writeFileSync(path, stringify({ pods: entries }));
+  return path;
+}
+
+/** curl inside ns; status 0 when no HTTP answer came (refused, timeout). */
+export async function curlIn(ns: string, url: string, args: readonly string[] = []) {
+  const r = await inNetns(ns, 'curl', ['-sS', '-m', '5', '-w', '\n%{http_code}', ...args, url]);
+  const i = r.stdout.lastIndexOf('\n');
+  return { status: Number(r.stdout.slice(i + 1)) || 0, body: r.stdout.slice(0, i), stderr: r.stderr };
+}
+
+const nodeCurl = (node: string, path: string) => curlIn(node, `http://127.0.0.1:9181${path}`);
