@@ -72,6 +72,10 @@ export async function ensureNamespace(name: string, annotations: Record<string, 
   const existing = await api.readNamespace({ name }).catch(() => undefined);
   if (existing === undefined) {
     await api.createNamespace({ body: { metadata: { name, annotations } } });
+    // No controller-manager runs in the env: create the "default" service account it would.
+    await ignoreConflict(
+      api.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } }),
+    );
     return;
   }
   existing.metadata = { ...existing.metadata, annotations };
