@@ -1,12 +1,30 @@
 // The whole path, end to end, through real DNAT: pods in their own network namespaces call
 // 169.254.169.254 exactly as on EC2; the agent runs from dist/ in the node namespace with the Kubernetes
 // watch on the real kube-apiserver, AEMM plays the real IMDS, moto plays STS. Once per iptables backend.
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inNetns } from './sandbox/netns.js';
+import { CLIENTS, runClient } from './sandbox/clients.js';
+import { cliIn } from './sandbox/cli.js';
+import { inNetns, mustInNetns } from './sandbox/netns.js';
 import { createSandbox, curlIn, type Sandbox, type SandboxPod } from './sandbox/sandbox.js';
 import { METADATA_IP } from './sandbox/topology.js';
 
 const CREDS = '/latest/meta-data/iam/security-credentials/';
+// One HTTP/1.1 connection, two requests: the second waits for the test to install the rules.
+const KEEPALIVE = `
+import http.client, os, sys, time
+gate = sys.argv[1]
+c = http.client.HTTPConnection("169.254.169.254", 80, timeout=5)
+c.request("GET", "/latest/meta-data/iam/security-credentials/"); r = c.getresponse(); r.read()
+print("first:", r.status, flush=True); open(gate + ".first", "w").close()
+while not os.path.exists(gate): time.sleep(0.05)
+try:
+    c.request("GET", "/latest/meta-data/iam/security-credentials/"); r = c.getresponse(); r.read()
+    print("second:", r.status, flush=True)
+except Exception as e:
+    print("second failed:", type(e).__name__, flush=True)
+`;
 
 for (const backend of ['nft', 'legacy'] as const) {
   describe(`sandbox with iptables-${backend}`, () => {
@@ -56,6 +74,104 @@ for (const backend of ['nft', 'legacy'] as const) {
     it('the node itself still reaches the real metadata service', async () => {
       const r = await curlIn(sb.topology.node, `http://${METADATA_IP}/latest/meta-data/instance-id`);
       expect(r).toMatchObject({ status: 200, body: 'i-1234567890abcdef0' });
+    });
+
+    for (const client of CLIENTS) {
+      it(`${client} in the pod gets the pod's own role`, async () => {
+        const viaCurl = JSON.parse((await sb.curl(allowed, `${CREDS}app-a`)).body) as { AccessKeyId: string };
+        const got = await runClient(client, allowed.netns, sb.env);
+        expect(got.error).toBeUndefined();
+        if (got.accessKeyId !== undefined) expect(got.accessKeyId).toBe(viaCurl.AccessKeyId);
+        if (got.arn !== undefined) expect(got.arn).toMatch(/:assumed-role\/app-a\/imdsgate\./);
+        expect(got.accessKeyId ?? got.arn).toBeDefined();
+      });
+    }
+
+    it('an SDK in the denied pod finds no credentials at all', async () => {
+      const got = await runClient('botocore', denied.netns, sb.env);
+      expect(got.accessKeyId).toBeUndefined();
+      expect(got.error).toMatch(/no credentials/i);
+    });
+
+    it("a spoofed source address (another pod's IP) is dropped before the DNAT", async () => {
+      const drops = async () => {
+        const out = await mustInNetns(sb.topology.node, `iptables-${backend}`, [
+          '-w',
+          '5',
+          '-t',
+          'raw',
+          '-L',
+          'IMDSGATE-ANTISPOOF',
+          '-v',
+          '-x',
+          '-n',
+        ]);
+        return out
+          .split('\n')
+          .filter((l) => l.includes('DROP'))
+          .reduce((a, l) => a + Number(l.trim().split(/\s+/)[0]), 0);
+      };
+      const before = await drops();
+      await mustInNetns(denied.netns, 'ip', ['addr', 'add', `${allowed.ip}/32`, 'dev', 'eth0']);
+      try {
+        const r = await sb.curl(denied, `${CREDS}app-a`, ['--interface', allowed.ip, '-m', '2']);
+        expect(r.status).toBe(0);
+      } finally {
+        await mustInNetns(denied.netns, 'ip', ['addr', 'del', `${allowed.ip}/32`, 'dev', 'eth0']);
+      }
+      expect(await drops()).toBeGreaterThan(before);
+    });
+
+    it('a deleted DNAT rule is repaired within 5 s, and the window shows why that matters', async () => {
+      await mustInNetns(sb.topology.node, `iptables-${backend}`, ['-w', '5', '-t', 'nat', '-F', 'IMDSGATE']);
+      const t0 = Date.now();
+      // Without the rule the pod reaches the real service directly (AEMM's own role, not app-a).
+      const during = await sb.curl(allowed, CREDS);
+      expect(during.body).not.toBe('app-a');
+      await expect
+        .poll(async () => (await sb.curl(allowed, CREDS)).body, { timeout: 5000, interval: 100 })
+        .toBe('app-a');
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(await sb.metrics()).toMatch(/^imdsgate_rules_repairs_total\{family="ipv4"\} [1-9]/m);
+    });
+
+    it('killing the agent leaves the rules: pods get connection refused, never the node role', async () => {
+      await sb.agent()!.stop('SIGKILL');
+      const r = await sb.curl(allowed, CREDS);
+      expect(r.status).toBe(0);
+      expect(r.stderr).toMatch(/Connection refused|Couldn't connect/);
+      const save = await mustInNetns(sb.topology.node, `iptables-${backend}-save`, ['-t', 'nat']);
+      expect(save).toContain('-A PREROUTING -j IMDSGATE');
+    });
+
+    it('a restarted agent serves again with one jump, not two', async () => {
+      await sb.startAgent();
+      expect(await sb.curl(allowed, CREDS)).toMatchObject({ status: 200, body: 'app-a' });
+      const pre = await mustInNetns(sb.topology.node, `iptables-${backend}`, [
+        '-w',
+        '5',
+        '-t',
+        'nat',
+        '-S',
+        'PREROUTING',
+      ]);
+      expect(pre.split('\n').filter((l) => l === '-A PREROUTING -j IMDSGATE')).toHaveLength(1);
+    });
+
+    it('a connection opened before the rules cannot keep bypassing them (conntrack flush)', async () => {
+      await sb.agent()!.stop('SIGTERM');
+      const un = await cliIn(sb.topology.node, ['uninstall']);
+      expect(un.exitCode, un.stderr).toBe(0);
+      // A keep-alive connection straight to the real service, opened while nothing intercepts.
+      const gate = join(sb.logDir, 'second-request');
+      rmSync(gate, { force: true });
+      const client = inNetns(allowed.netns, sb.env.python, ['-c', KEEPALIVE, gate]);
+      await expect.poll(() => existsSync(`${gate}.first`), { timeout: 10_000 }).toBe(true);
+      await sb.startAgent(); // installs the rules and flushes conntrack for 169.254.169.254:80
+      writeFileSync(gate, '');
+      const out = (await client).stdout;
+      expect(out).toContain('first: 200');
+      expect(out).toMatch(/second failed: \w+/);
     });
 
     it('metrics count the repairs and the backend in use', async () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI, ROOT, requireBuild } from './cli.js';
 import { sandboxEnv, type SandboxEnv } from './env.js';
-import { startHostRelay, type HostRelay } from './host-relay.js';
+import { startHostRelay } from './host-relay.js';
 import { kubeRegistry, type KubeRegistry } from './kube.js';
 import { inNetns, reapStale } from './netns.js';
 import { spawnInNetns, waitFor, type NetnsProcess } from './processes.js';
@@ -53,7 +53,7 @@ export interface Sandbox {
   agent(): NetnsProcess | undefined;
   startAgent(extraArgs?: readonly string[]): Promise<NetnsProcess>;
   /** `curl` from inside a pod namespace. */
-  curl(pod: SandboxPod, path: string, args?: readonly string[]): Promise<{ status: number; body: string }>;
+  curl(pod: SandboxPod, path: string, args?: readonly string[]): Promise<CurlResult>;
   metrics(): Promise<string>;
   destroy(): Promise<void>;
 }
@@ -79,8 +79,14 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     undo.push(() => aemm.stop());
     const hostRelay = await startHostRelay([env.kube.server, env.sts.endpoint]);
     undo.push(() => hostRelay.close());
-    const relay = await startNetnsRelay(topology.node, hostRelay, logDir);
+    const relay = await startNetnsRelay(topology.node, hostRelay.mappings, join(logDir, 'relay-node.log'));
     undo.push(() => relay.stop());
+    // Pods reach moto too (as a pod reaches the regional STS endpoint), so SDKs can prove whose role
+    // they hold with GetCallerIdentity. Never the API server: that is the agent's business.
+    for (const [i, p] of topology.pods.entries()) {
+      const r = await startNetnsRelay(p.netns, [hostRelay.mappings[1]!], join(logDir, `relay-pod${i}.log`));
+      undo.push(() => r.stop());
+    }
 
     const pods = opts.pods.map((p, i) => ({
       ...p,
@@ -171,9 +177,9 @@ async function startAemm(cloud: string, env: SandboxEnv, logDir: string): Promis
   return aemm;
 }
 
-async function startNetnsRelay(node: string, host: HostRelay, logDir: string): Promise<NetnsProcess> {
+async function startNetnsRelay(ns: string, mappings: readonly string[], log: string): Promise<NetnsProcess> {
   const script = join(ROOT, 'test/e2e/sandbox/relay.mjs');
-  const relay = spawnInNetns(node, process.execPath, [script, ...host.mappings], join(logDir, 'relay.log'));
+  const relay = spawnInNetns(ns, process.execPath, [script, ...mappings], log);
   await waitFor('loopback relay', relay, async () => relay.log().includes('relay ready'));
   return relay;
 }
@@ -229,8 +235,15 @@ function writeIdentityFile(
   return path;
 }
 
-/** curl inside ns; status 0 when no HTTP answer came (refused, timeout). */
-export async function curlIn(ns: string, url: string, args: readonly string[] = []) {
+export interface CurlResult {
+  /** 0 when no HTTP answer came (refused, timeout). */
+  readonly status: number;
+  readonly body: string;
+  readonly stderr: string;
+}
+
+/** curl inside ns. */
+export async function curlIn(ns: string, url: string, args: readonly string[] = []): Promise<CurlResult> {
   const r = await inNetns(ns, 'curl', ['-sS', '-m', '5', '-w', '\n%{http_code}', ...args, url]);
   const i = r.stdout.lastIndexOf('\n');
   return { status: Number(r.stdout.slice(i + 1)) || 0, body: r.stdout.slice(0, i), stderr: r.stderr };
