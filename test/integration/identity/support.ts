@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { stateFile } from '../../env/index.js';
 import { join } from 'node:path';
 import {
   CoreV1Api,
@@ -22,13 +23,13 @@ export interface EnvState {
   bins: { kubeApiserver: string };
 }
 
+/** ENV's state file, read raw: the identity tests also need etcd and the PKI for a private apiserver. */
 export function envState(): EnvState {
-  const cache =
-    process.env.IMDSGATE_TESTENV_CACHE ?? join(process.env.HOME ?? '/root', '.cache/imdsgate-testenv');
+  const file = stateFile();
   try {
-    return JSON.parse(readFileSync(join(cache, 'state.json'), 'utf8')) as EnvState;
+    return JSON.parse(readFileSync(file, 'utf8')) as EnvState;
   } catch {
-    throw new Error(`test env is not up (no ${cache}/state.json): run npm run testenv:up`);
+    throw new Error(`test env is not up (no ${file}): run npm run testenv:up`);
   }
 }
 
@@ -273,7 +274,7 @@ export async function startPrivateApiserver(): Promise<{
   };
   const stop = async () => {
     const p = proc;
-    if (p?.exitCode !== null || p.pid === undefined) return;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await exited;
