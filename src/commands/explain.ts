@@ -1,5 +1,76 @@
-// Placeholder until the owning issue lands; exits non-zero so nothing mistakes it for success.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('imdsgate explain: not implemented yet\n');
-  return 3;
+// `imdsgate explain --namespace N --pod P`: the role decision for one pod and every input behind it,
+// read from the API server with the same rules the agent applies. Exit 0 allow, 1 deny, 2 usage error.
+import { CoreV1Api } from '@kubernetes/client-node';
+import { ConfigError, loadConfig } from '../config.js';
+import { loadKubeConfig } from '../kube/client.js';
+import { keptAnnotations } from '../pods/index.js';
+import { explainRole, imdsv1For, type DecisionConfig } from '../roles/decide.js';
+
+const USAGE = 'usage: imdsgate explain --namespace N --pod P [--kubeconfig PATH] [agent flags...]';
+
+function take(argv: string[], flag: string): string | undefined {
+  const i = argv.indexOf(flag);
+  if (i < 0) return undefined;
+  const [, value] = argv.splice(i, 2);
+  return value;
+}
+
+export async function run(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  const rest = [...argv];
+  if (rest.includes('--help')) {
+    out.write(`${USAGE}\n`);
+    return 0;
+  }
+  const namespace = take(rest, '--namespace');
+  const podName = take(rest, '--pod');
+  if (namespace === undefined || podName === undefined) {
+    err.write(`${USAGE}\n`);
+    return 2;
+  }
+  let cfg;
+  try {
+    cfg = loadConfig(rest.includes('--node-name') ? rest : [...rest, '--node-name', 'explain']);
+  } catch (e) {
+    err.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
+    return 2;
+  }
+  const api = loadKubeConfig(cfg.kubeconfig).makeApiClient(CoreV1Api);
+  const pod = await api.readNamespacedPod({ name: podName, namespace });
+  const saName = pod.spec?.serviceAccountName || 'default';
+  const [ns, sa] = await Promise.all([
+    api.readNamespace({ name: namespace }).catch(() => undefined),
+    api.readNamespacedServiceAccount({ name: saName, namespace }).catch(() => undefined),
+  ]);
+  const config: DecisionConfig = {
+    ...(cfg.baseRoleArn !== undefined ? { baseRoleArn: cfg.baseRoleArn } : {}),
+    ...(cfg.defaultRole !== undefined ? { defaultRole: cfg.defaultRole } : {}),
+    ...(cfg.externalId !== undefined ? { externalId: cfg.externalId } : {}),
+    requireNamespaceAllow: cfg.requireNamespaceAllow,
+    namespaceRestrictionFormat: cfg.namespaceRestrictionFormat,
+  };
+  const input = {
+    pod: { namespace, name: podName, annotations: keptAnnotations(pod.metadata?.annotations) },
+    serviceAccount: sa ? { annotations: keptAnnotations(sa.metadata?.annotations) } : undefined,
+    namespace: ns ? { annotations: keptAnnotations(ns.metadata?.annotations) } : undefined,
+    config,
+  };
+  const { decision, steps } = explainRole(input);
+  const v1 = imdsv1For(input.namespace?.annotations, cfg.imdsv1);
+  const lines = [
+    `pod ${namespace}/${podName} (uid ${pod.metadata?.uid ?? '?'}, node ${pod.spec?.nodeName ?? '-'}, ip ${pod.status?.podIP ?? '-'}, phase ${pod.status?.phase ?? '-'}${pod.spec?.hostNetwork ? ', hostNetwork: never served' : ''})`,
+    `service account ${saName}${sa ? '' : ' (not found)'}`,
+    'inputs:',
+    `  pod annotations: ${JSON.stringify(input.pod.annotations)}`,
+    `  service account annotations: ${JSON.stringify(input.serviceAccount?.annotations ?? null)}`,
+    `  namespace annotations: ${JSON.stringify(input.namespace?.annotations ?? null)}`,
+    `  config: ${JSON.stringify(config)}`,
+    'rules applied:',
+    ...steps.map((s) => `  ${s}`),
+    `imdsv1: ${v1.policy}${v1.problem ? ` (${v1.problem})` : ''}`,
+    decision.allow
+      ? `decision: ALLOW ${decision.roleArn} (source ${decision.source}${decision.externalId ? ', external ID set' : ''})`
+      : `decision: DENY ${decision.reason}: ${decision.detail}`,
+  ];
+  out.write(`${lines.join('\n')}\n`);
+  return decision.allow ? 0 : 1;
 }
