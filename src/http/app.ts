@@ -22,7 +22,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     requestTimeout: 10_000,
     keepAliveTimeout: 5_000,
     bodyLimit: 1024,
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     return503OnClosing: true,
     exposeHeadRoutes: false,
     clientErrorHandler: onClientError,

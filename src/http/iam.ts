@@ -4,6 +4,7 @@
 import { ImdsError } from '../errors.js';
 import { TEXT_PLAIN, accountOf, credentialsBody, iamInfoBody } from '../imds/format.js';
 import type { PathClass } from '../imds/paths.js';
+import type { Credentials } from '../credentials/types.js';
 import type { PodLookupResult } from '../pods/types.js';
 import type { RoleDecision } from '../roles/types.js';
 import type { RequestContext } from './pipeline.js';
@@ -67,8 +68,14 @@ async function credentials(
     throw new ImdsError('CREDENTIALS_UNAVAILABLE', 'issuer returned credentials with < 25 min left');
   }
   const accountId = extended ? (creds.accountId ?? accountOf(decision.roleArn)) : undefined;
-  return text(credentialsBody(creds, accountId !== undefined ? { accountId } : {}));
+  if (accountId !== undefined) return text(credentialsBody(creds, { accountId }));
+  // The cache hands out the same object until it refreshes: format it once.
+  let body = BODIES.get(creds);
+  if (body === undefined) BODIES.set(creds, (body = credentialsBody(creds)));
+  return text(body);
 }
+
+const BODIES = new WeakMap<Credentials, string>();
 
 async function decide(deps: AppDeps, lookup: PodLookupResult, ctx: RequestContext): Promise<RoleDecision> {
   if (lookup.kind === 'conflict') deps.metrics.podIpConflicts.inc();

@@ -134,6 +134,8 @@ function record(deps: AppDeps, req: PodRequest, ctx: RequestContext, a: Answer, 
   const method = METHODS.has(req.method) ? req.method : 'OTHER';
   deps.metrics.requests.inc({ route: ctx.route, method, status: String(a.status) });
   deps.metrics.requestDuration.observe({ route: ctx.route }, seconds);
+  const level = ctx.decision !== undefined ? 'info' : a.status >= 500 ? 'warn' : 'debug';
+  if (!deps.logger.isLevelEnabled(level)) return;
   const line = {
     ip: req.sourceIp,
     method,
@@ -142,10 +144,12 @@ function record(deps: AppDeps, req: PodRequest, ctx: RequestContext, a: Answer, 
     status: a.status,
     latencyMs: Math.round(seconds * 1e6) / 1e3,
     ...(ctx.reason !== undefined ? { reason: ctx.reason } : {}),
+    ...ctx.decision,
   };
-  if (ctx.decision !== undefined) deps.logger.info({ ...line, ...ctx.decision }, 'decision');
-  else if (a.status >= 500) deps.logger.warn(line, 'request failed');
-  else deps.logger.debug(line, 'request');
+  deps.logger[level](
+    line,
+    ctx.decision !== undefined ? 'decision' : a.status >= 500 ? 'request failed' : 'request',
+  );
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']);
