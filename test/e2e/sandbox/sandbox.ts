@@ -73,7 +73,8 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     undo.length = 0;
   };
   try {
-    const topology = await createTopology(opts.pods.length);
+    const backend = opts.backend === 'legacy' ? 'legacy' : 'nft';
+    const topology = await createTopology(opts.pods.length, backend);
     undo.push(() => topology.destroy());
     const aemm = await startAemm(topology.cloud, env, logDir);
     undo.push(() => aemm.stop());

@@ -28,7 +28,7 @@ export interface Topology {
 const ip = (ns: string, ...args: string[]) => execa('ip', ['-n', ns, ...args]);
 const sysctl = (ns: string, kv: string) => execa('ip', ['netns', 'exec', ns, 'sysctl', '-qw', kv]);
 
-export async function createTopology(podCount: number): Promise<Topology> {
+export async function createTopology(podCount: number, backend: 'nft' | 'legacy' = 'nft'): Promise<Topology> {
   const made: string[] = [];
   const destroy = async () => {
     for (const ns of made.reverse()) await deleteNetns(ns);
@@ -48,6 +48,25 @@ export async function createTopology(podCount: number): Promise<Topology> {
     // kernel's own rp_filter is off so that dropping a spoofed source is proven to be our rule's work.
     await sysctl(node, 'net.ipv4.ip_forward=1');
     for (const k of ['all', 'default', 'eth0']) await sysctl(node, `net.ipv4.conf.${k}.rp_filter=0`);
+    // Like a real node (aws-vpc-cni's AWS-SNAT-CHAIN, flannel, calico natOutgoing), pod traffic leaving
+    // the node is masqueraded. That also means connection tracking is live before our rules exist, which
+    // the "connection opened before the rules" test depends on, as on every real node.
+    await execa('ip', [
+      'netns',
+      'exec',
+      node,
+      `iptables-${backend}`,
+      '-w',
+      '5',
+      '-t',
+      'nat',
+      '-A',
+      'POSTROUTING',
+      '-o',
+      'eth0',
+      '-j',
+      'MASQUERADE',
+    ]);
     const pods = [];
     for (let i = 0; i < podCount; i++) pods.push(await addPod(made, node, i));
     return { cloud, node, pods, destroy };
