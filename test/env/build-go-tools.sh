@@ -22,7 +22,9 @@ wrapper() {
   echo "$dir"
 }
 
-# build NAME STAMP PKG [go get args...]: skip when $BIN/NAME.STAMP exists.
+# build NAME STAMP PKG [go get args...]: skip when $BIN/NAME.STAMP exists. $LDX: extra -ldflags.
+# The stamps end in -ld1 because version strings are set with -X (a plain `go build` leaves
+# kube-apiserver reporting v0.0.0-master, which fails charts' kubeVersion gates, and helm "v3.19").
 build() {
   local name=$1 stamp=$2 pkg=$3; shift 3
   if [ -x "$BIN/$name" ] && [ -f "$BIN/.$name.$stamp" ]; then log "$name $stamp: cached"; return; fi
@@ -30,7 +32,7 @@ build() {
   log "$name $stamp: resolving modules"
   (cd "$dir" && go get "$@" >/dev/null)
   log "$name $stamp: compiling (first time takes minutes on 2 cores)"
-  (cd "$dir" && go build -trimpath -ldflags='-s -w' -o "$BIN/$name.tmp" "$pkg")
+  (cd "$dir" && go build -trimpath -ldflags="-s -w ${LDX:-}" -o "$BIN/$name.tmp" "$pkg")
   mv "$BIN/$name.tmp" "$BIN/$name"; rm -f "$BIN/.$name".*; touch "$BIN/.$name.$stamp"
   log "$name $stamp: built in $((SECONDS - start))s"
 }
@@ -46,12 +48,21 @@ kube_replaces() {
   done
 }
 
+kube_ldflags() {
+  local v=k8s.io/component-base/version c=k8s.io/client-go/pkg/version minor
+  minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+  for p in $v $c; do
+    printf -- '-X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean ' \
+      "$p" "$KUBE_VERSION" "$p" "$p" "$minor" "$p"
+  done
+}
+
 build_kube() {
-  local stamp=$KUBE_VERSION
+  local stamp=$KUBE_VERSION-ld1
   if [ -x "$BIN/kube-apiserver" ] && [ -f "$BIN/.kube-apiserver.$stamp" ]; then log "kube-apiserver $stamp: cached"; return; fi
   local dir; dir=$(wrapper kube-apiserver "$stamp")
   kube_replaces "$dir"
-  build kube-apiserver "$stamp" k8s.io/kubernetes/cmd/kube-apiserver "k8s.io/kubernetes@$KUBE_VERSION"
+  LDX=$(kube_ldflags) build kube-apiserver "$stamp" k8s.io/kubernetes/cmd/kube-apiserver "k8s.io/kubernetes@$KUBE_VERSION"
 }
 
 imds_client() {
@@ -75,7 +86,8 @@ for t in $want; do
   case $t in
     kube) build_kube ;;
     etcd) build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "go.etcd.io/etcd/server/v3@$ETCD_VERSION" ;;
-    helm) build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "helm.sh/helm/v3@$HELM_VERSION" ;;
+    helm) LDX="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+          build helm "$HELM_VERSION-ld1" helm.sh/helm/v3/cmd/helm "helm.sh/helm/v3@$HELM_VERSION" ;;
     aemm) build ec2-metadata-mock "$AEMM_VERSION" github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock \
             "github.com/aws/amazon-ec2-metadata-mock@$AEMM_VERSION" ;;
     goimds) [ -f "$here/goimds/main.go" ] && imds_client || log "goimds: no source yet" ;;

@@ -16,6 +16,8 @@ export interface TestEnv {
   readonly python: string;
   /** AWS CLI v1 from the same venv. */
   readonly awsCli: string;
+  /** AWS CLI v2 from Debian (/usr/bin/aws, has `configure export-credentials`); '' if not installed. */
+  readonly awsCliV2: string;
   readonly bins: {
     readonly helm: string;
     readonly aemm: string;
