@@ -4,7 +4,8 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENTS, runClient } from './sandbox/clients.js';
+import { CLIENTS, ClientError, type ClientName } from '../clients/index.js';
+import { callerArn } from './sandbox/clients.js';
 import { cliIn } from './sandbox/cli.js';
 import { inNetns, mustInNetns } from './sandbox/netns.js';
 import { createSandbox, curlIn, type Sandbox, type SandboxPod } from './sandbox/sandbox.js';
@@ -76,21 +77,26 @@ for (const backend of ['nft', 'legacy'] as const) {
       expect(r).toMatchObject({ status: 200, body: 'i-1234567890abcdef0' });
     });
 
-    for (const client of CLIENTS) {
-      it(`${client} in the pod gets the pod's own role`, async () => {
+    for (const client of Object.keys(CLIENTS) as ClientName[]) {
+      it(`${client} in the pod gets the pod's own credentials`, async () => {
         const viaCurl = JSON.parse((await sb.curl(allowed, `${CREDS}app-a`)).body) as { AccessKeyId: string };
-        const got = await runClient(client, allowed.netns, sb.env);
-        expect(got.error).toBeUndefined();
-        if (got.accessKeyId !== undefined) expect(got.accessKeyId).toBe(viaCurl.AccessKeyId);
-        if (got.arn !== undefined) expect(got.arn).toMatch(/:assumed-role\/app-a\/imdsgate\./);
-        expect(got.accessKeyId ?? got.arn).toBeDefined();
+        const got = await CLIENTS[client]({ endpoint: `http://${METADATA_IP}`, netns: allowed.netns });
+        expect(got.accessKeyId).toBe(viaCurl.AccessKeyId);
       });
     }
 
+    it('STS says those credentials are the pod role, in a session named after the pod', async () => {
+      const { arn, error } = await callerArn(allowed.netns, sb.env);
+      expect(error).toBeUndefined();
+      expect(arn).toBe(`arn:aws:sts::123456789012:assumed-role/app-a/imdsgate.${allowed.kubeNamespace}.web`);
+    });
+
     it('an SDK in the denied pod finds no credentials at all', async () => {
-      const got = await runClient('botocore', denied.netns, sb.env);
-      expect(got.accessKeyId).toBeUndefined();
-      expect(got.error).toMatch(/no credentials/i);
+      const err = await CLIENTS.botocore({ endpoint: `http://${METADATA_IP}`, netns: denied.netns }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ClientError);
+      expect((await callerArn(denied.netns, sb.env)).error ?? '').toMatch(/no credentials/);
     });
 
     it("a spoofed source address (another pod's IP) is dropped before the DNAT", async () => {

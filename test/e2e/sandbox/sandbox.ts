@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI, ROOT, requireBuild } from './cli.js';
-import { sandboxEnv, type SandboxEnv } from './env.js';
+import { testEnv, type TestEnv } from '../../env/index.js';
 import { startHostRelay } from './host-relay.js';
 import { kubeRegistry, type KubeRegistry } from './kube.js';
 import { inNetns, reapStale } from './netns.js';
@@ -46,7 +46,7 @@ export interface SandboxPod extends PodSpec {
 export interface Sandbox {
   readonly topology: Topology;
   readonly pods: readonly SandboxPod[];
-  readonly env: SandboxEnv;
+  readonly env: TestEnv;
   readonly logDir: string;
   readonly identity: 'kube' | 'file';
   readonly nodeName: string;
@@ -61,7 +61,7 @@ export interface Sandbox {
 export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   requireBuild();
   await reapStale();
-  const env = sandboxEnv();
+  const env = testEnv();
   const logDir = mkdtempSync(join(tmpdir(), 'imdsgate-sandbox-'));
   // Unique per sandbox: a deleted namespace stays Terminating (no controller manager), and the node name
   // keeps the agent's node-scoped watch to this sandbox's pods on a shared API server.
@@ -95,7 +95,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
       netns: topology.pods[i]!.netns,
       kubeNamespace: `${p.namespace}-${run}`,
     }));
-    const registry = kubeRegistry(env.kube.adminKubeconfig);
+    const registry = kubeRegistry();
     undo.push(() => registry.cleanup());
     await register(registry, pods, opts.allowedRoles, nodeName);
     const identity = opts.identity ?? (hasKubeIdentity() ? 'kube' : 'file');
@@ -152,7 +152,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   }
 }
 
-function agentArgs(env: SandboxEnv, opts: SandboxOptions): string[] {
+function agentArgs(env: TestEnv, opts: SandboxOptions): string[] {
   return [
     '--listen=0.0.0.0:8181',
     '--metrics-listen=127.0.0.1:9181',
@@ -169,7 +169,7 @@ function agentArgs(env: SandboxEnv, opts: SandboxOptions): string[] {
 
 const hasKubeIdentity = () => existsSync(join(ROOT, 'dist/kube/identity.js'));
 
-async function startAemm(cloud: string, env: SandboxEnv, logDir: string): Promise<NetnsProcess> {
+async function startAemm(cloud: string, env: TestEnv, logDir: string): Promise<NetnsProcess> {
   const aemm = spawnInNetns(cloud, env.bins.aemm, ['-n', METADATA_IP, '-p', '80'], join(logDir, 'aemm.log'));
   await waitFor('ec2-metadata-mock', aemm, async () => {
     const r = await curlIn(cloud, `http://${METADATA_IP}/latest/meta-data/instance-id`);
