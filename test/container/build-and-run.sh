@@ -12,8 +12,9 @@
 #      MANAGE_RULES=false);
 #   5. the host's network fingerprint (nft ruleset, iptables-save, ip_forward, links) is byte-identical
 #      before and after.
-# Run as root: `npm run test:container`. KEEP_BASE=0 also removes the cached base image; the built
-# image is removed unless KEEP_IMAGE=1.
+# Run as root: `npm run test:container`. The base image, the built image and the layer cache are kept for
+# warm runs; CLEANUP=1 removes them. SOURCE=head builds the committed tree instead of the working tree.
+# MANAGE_RULES=false skips the agent's own rules (the pod then asks the agent directly).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,7 +39,8 @@ host_net_fp() {
     for s in iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save; do
       command -v "$s" >/dev/null && "$s" | grep -v '^#'
     done
-    cat /proc/sys/net/ipv4/ip_forward; ip -o link | cut -d: -f2; ip netns list | grep -v "imdsgate-ct-.*-$SUFFIX" || true
+    # Not `ip netns list`: other test suites on this machine create and delete their own namespaces.
+    cat /proc/sys/net/ipv4/ip_forward; ip -o link | cut -d: -f2
   } 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 
@@ -55,9 +57,10 @@ cleanup() {
   [ -n "${AEMM_PID:-}" ] && kill "$AEMM_PID" 2>/dev/null || true
   ip netns del "$NS_POD" 2>/dev/null || true
   ip netns del "$NS_NODE" 2>/dev/null || true
-  [ "${KEEP_IMAGE:-0}" = 1 ] || podman rmi -f "$IMG" >/dev/null 2>&1 || true
-  [ "${KEEP_BASE:-1}" = 1 ] || podman rmi -f "$BASE" >/dev/null 2>&1 || true
-  podman image prune -f >/dev/null 2>&1 || true
+  if [ "${CLEANUP:-0}" = 1 ]; then
+    podman rmi -f "$IMG" "$BASE" >/dev/null 2>&1 || true
+    podman image prune -f >/dev/null 2>&1 || true
+  fi
   rm -rf "$WORK"
   local after; after=$(host_net_fp)
   if [ "$after" != "$NET_BEFORE" ]; then
@@ -181,12 +184,14 @@ pods:
 YAML
 MANAGE_RULES=${MANAGE_RULES:-true}
 s=$(t)
+# Configured through IMDSGATE_* variables, as the chart's DaemonSet does.
 podman run -d --name "$CTR" --network "ns:/run/netns/$NS_NODE" \
   --cap-drop ALL --cap-add NET_ADMIN,NET_RAW --security-opt no-new-privileges --read-only \
   -v "$WORK/xtables.lock:/run/xtables.lock" -v "$WORK/identity.yaml:/etc/imdsgate/identity.yaml:ro" \
-  "$IMG" serve --identity-file /etc/imdsgate/identity.yaml --node-name ct-node \
-  --listen "$NODE_IP:8181" --metrics-listen "$NODE_IP:9181" --host-ip "$NODE_IP" \
-  --interfaces 'igcn+' --manage-rules="$MANAGE_RULES" --region us-east-1 --log-level debug >/dev/null
+  -e IMDSGATE_IDENTITY_FILE=/etc/imdsgate/identity.yaml -e IMDSGATE_NODE_NAME=ct-node \
+  -e IMDSGATE_HOST_IP="$NODE_IP" -e IMDSGATE_LISTEN="$NODE_IP:8181" -e IMDSGATE_METRICS_LISTEN="$NODE_IP:9181" \
+  -e IMDSGATE_INTERFACES='igcn+' -e IMDSGATE_MANAGE_RULES="$MANAGE_RULES" -e IMDSGATE_REGION=us-east-1 \
+  -e IMDSGATE_LOG_LEVEL=debug "$IMG" serve >/dev/null
 in_node() { ip netns exec "$NS_NODE" "$@"; }
 in_pod() { ip netns exec "$NS_POD" "$@"; }
 ready=0
@@ -196,9 +201,19 @@ for _ in $(seq 1 100); do
 done
 [ "$ready" = 1 ] || { podman logs "$CTR" 2>&1 | tail -30; fail "agent not ready on $NODE_IP:9181 within 10 s"; }
 dt "agent ready in the container" "$s"
+# /readyz does not (yet) wait for the rules: wait for the DNAT rule itself.
+has_dnat() { # (no `| grep -q` under pipefail: an early exit of grep fails the writer with SIGPIPE)
+  local nat; nat=$({ in_node iptables-nft-save -t nat; in_node iptables-legacy-save -t nat; } 2>/dev/null || true)
+  [[ "$nat" == *"DNAT --to-destination $NODE_IP:8181"* ]]
+}
+if [ "$MANAGE_RULES" = true ]; then
+  for _ in $(seq 1 100); do has_dnat && break; sleep 0.1; done
+  has_dnat || { podman logs "$CTR" 2>&1 | tail -20 | cut -c1-600; fail "no DNAT rule in the node netns within 10 s"; }
+  dt "rules installed by the agent in the node netns" "$s"
+fi
 in_node curl -fsS -m 2 "http://$NODE_IP:9181/healthz" >/dev/null || fail "/healthz"
 in_node curl -fsS -m 2 "http://$NODE_IP:9181/metrics" >"$WORK/metrics.txt" || fail "/metrics"
-grep -q '^imdsgate_build_info{' "$WORK/metrics.txt" || fail "imdsgate_build_info missing from /metrics"
+grep -q '^imdsgate_ready 1' "$WORK/metrics.txt" || fail "imdsgate_ready 1 missing from /metrics"
 # The pod asks the metadata address; with MANAGE_RULES=false it asks the agent directly.
 MD=http://169.254.169.254
 [ "$MANAGE_RULES" = true ] || MD=http://$NODE_IP:8181
@@ -207,14 +222,13 @@ token=$(in_pod curl -fsS -m 2 -X PUT -H 'x-aws-ec2-metadata-token-ttl-seconds: 6
 iid=$(in_pod curl -fsS -m 2 -H "x-aws-ec2-metadata-token: $token" "$MD/latest/meta-data/instance-id") \
   || fail "instance-id from the pod netns"
 [ "$iid" = "$(in_node curl -fsS -m 2 http://169.254.169.254/latest/meta-data/instance-id)" ] || fail "instance-id not forwarded"
-code=$(in_pod curl -sS -m 2 -o /dev/null -w '%{http_code}' -H "x-aws-ec2-metadata-token: $token" \
+code=$(in_pod curl -sS -m 2 -o "$WORK/listing" -w '%{http_code}' -H "x-aws-ec2-metadata-token: $token" \
   "$MD/latest/meta-data/iam/security-credentials/")
-[ "$code" = 404 ] || fail "role-less pod: credentials listing answered $code, want 404 (the raw mock would answer 200)"
+[ "$code" = 404 ] || {
+  cat "$WORK/listing"; echo; in_node iptables-nft-save 2>/dev/null; in_node iptables-legacy-save 2>/dev/null
+  podman logs "$CTR" 2>&1 | tail -20 | cut -c1-600; fail "role-less pod: credentials listing answered $code, want 404 (the raw mock would answer 200)"; }
 log "pod netns: token 200, instance-id $iid forwarded, credentials listing 404 (imdsgate, not the node role)"
 if [ "$MANAGE_RULES" = true ]; then
-  in_node iptables-save -t nat 2>/dev/null | grep -q 'DNAT.*169.254.77.1:8181' \
-    || in_node iptables-legacy-save -t nat 2>/dev/null | grep -q 'DNAT.*169.254.77.1:8181' \
-    || fail "no DNAT rule in the node netns"
   podman stop -t 5 "$CTR" >/dev/null
   # Fail closed: the rules stay, the pod gets connection refused, never the mock's role listing.
   code=$(in_pod curl -sS -m 2 -o /dev/null -w '%{http_code}' "$MD/latest/meta-data/iam/security-credentials/" 2>/dev/null || true)
