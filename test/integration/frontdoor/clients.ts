@@ -1,9 +1,31 @@
-// Real SDK clients, run as child processes with a clean environment pointed at an endpoint (ENV's
-// test/clients/ will offer the same; these keep the front-door tests self-contained until then).
+// Client runs the shared ones in test/clients/ do not cover: the JS provider called several times in one
+// process (to see its v1 latch), and the AWS CLI signing a real STS call with what it got.
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 
+import { ClientError, CLIENTS, type ClientName } from '../../clients/index.js';
+
+/** One run of a shared client (test/clients/), errors as data. */
+export async function attempt(
+  name: ClientName,
+  endpoint: string,
+  env: Record<string, string> = {},
+): Promise<ClientResult> {
+  try {
+    const c = await CLIENTS[name]({ endpoint, env });
+    return {
+      accessKeyId: c.accessKeyId,
+      ...(c.expiration ? { expiration: c.expiration } : {}),
+      raw: JSON.stringify(c),
+    };
+  } catch (err) {
+    if (err instanceof ClientError) return { error: err.message, raw: err.output };
+    throw err;
+  }
+}
+
 export interface ClientResult {
+  expiration?: string;
   accessKeyId?: string;
   error?: string;
   raw: string;
@@ -20,29 +42,6 @@ export function cleanEnv(endpoint: string, extra: Record<string, string> = {}): 
     AWS_METADATA_SERVICE_TIMEOUT: '2',
     ...extra,
   };
-}
-
-const BOTOCORE = `
-import json, botocore.session
-try:
-    c = botocore.session.get_session().get_credentials()
-    print(json.dumps({"accessKeyId": c.access_key if c else None, "method": c.method if c else None}))
-except Exception as e:
-    print(json.dumps({"error": type(e).__name__ + ": " + str(e)}))
-`;
-
-export async function botocore(
-  python: string,
-  endpoint: string,
-  extra: Record<string, string> = {},
-): Promise<ClientResult> {
-  const r = await execa(python, ['-c', BOTOCORE], {
-    env: cleanEnv(endpoint, extra),
-    extendEnv: false,
-    reject: false,
-    timeout: 20_000,
-  });
-  return parse(r.stdout, r.stderr);
 }
 
 /** AWS CLI: the pod's credentials sign a real call to moto; the caller ARN names the role. */
@@ -89,20 +88,4 @@ export async function jsV3(
   });
   if (r.exitCode !== 0) return [{ error: r.stderr, raw: r.stdout }];
   return (JSON.parse(r.stdout) as ClientResult[]).map((x) => ({ ...x, raw: r.stdout }));
-}
-
-function parse(stdout: string, stderr: string): ClientResult {
-  try {
-    const j = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as {
-      accessKeyId?: string | null;
-      error?: string;
-    };
-    return {
-      ...(j.accessKeyId ? { accessKeyId: j.accessKeyId } : {}),
-      ...(j.error ? { error: j.error } : {}),
-      raw: stdout + stderr,
-    };
-  } catch {
-    return { error: stderr || stdout, raw: stdout + stderr };
-  }
 }

@@ -1,94 +1,21 @@
 // Shared set-up of the front-door integration tests: the real agent (serve() in this process, listening on
 // loopback) against real amazon-ec2-metadata-mock and moto STS from the test environment (issue 2), plus
 // a recording proxy between agent and AEMM for the "never forwarded / no X-Forwarded-For" assertions.
-// ENV's helpers (test/env/index.ts, test/env/aemm.ts) are used when present; until they land, the same
-// contract is met from the state file `npm run testenv:up` writes.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { testEnv } from '../../env/index.js';
 import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/logger.js';
 import { createMetrics, type Metrics } from '../../../src/metrics.js';
 import { serve, type Served } from '../../../src/serve.js';
 import { Registry } from 'prom-client';
 
-export interface EnvLike {
-  sts: { endpoint: string };
-  python: string;
-  awsCli: string;
-  bins: { aemm: string; goimds?: string };
-}
-
-const dynImport = (spec: string) => import(spec) as Promise<Record<string, unknown>>;
-
-export async function env(): Promise<EnvLike> {
-  if (existsSync(new URL('../../env/index.ts', import.meta.url))) {
-    const mod = await dynImport('../../env/index.js');
-    return (mod.testEnv as () => EnvLike)();
-  }
-  const file = join(
-    process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/imdsgate-testenv'),
-    'state.json',
-  );
-  if (!existsSync(file)) throw new Error(`test environment not up (${file} missing): run npm run testenv:up`);
-  return JSON.parse(readFileSync(file, 'utf8')) as EnvLike;
-}
-
-export async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-export interface Aemm {
-  url: string;
-  stop(): Promise<void>;
-}
-
-export async function startAemm(opts: { imdsv2Only?: boolean } = {}): Promise<Aemm> {
-  if (existsSync(new URL('../../env/aemm.ts', import.meta.url))) {
-    const mod = await dynImport('../../env/aemm.js');
-    return (mod.startAemm as (o: object) => Promise<Aemm>)({ host: '127.0.0.1', ...opts });
-  }
-  const e = await env();
-  const port = await freePort();
-  const home = mkdtempSync(join(tmpdir(), 'aemm-home-'));
-  const args = ['-n', '127.0.0.1', '-p', String(port), ...(opts.imdsv2Only ? ['--imdsv2'] : [])];
-  const child = spawn(e.bins.aemm, args, {
-    env: { HOME: home, PATH: process.env.PATH ?? '' },
-    stdio: 'ignore',
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    if ((await status(`${url}/latest/meta-data/instance-id`, 'GET')) > 0) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    url,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
-      rmSync(home, { recursive: true, force: true });
-    },
-  };
-}
-
-function status(url: string, method: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpRequest(url, { method }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
+export { testEnv as env, type TestEnv as EnvLike } from '../../env/index.js';
+export { startAemm, type Aemm } from '../../env/aemm.js';
 
 export interface Recorded {
   method: string;
@@ -156,7 +83,7 @@ export async function startAgent(opts: {
   namespaces?: Record<string, { imdsv1: 'allow' | 'deny' }>;
   args?: string[];
 }): Promise<Agent> {
-  const e = await env();
+  const e = testEnv();
   const dir = mkdtempSync(join(tmpdir(), 'imdsgate-fd-'));
   const identityFile = join(dir, 'identity.yaml');
   const writePods: Agent['writePods'] = (pods, namespaces = {}) =>
