@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { inNetns } from './netns.js';
 
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** The checkout; the demo runs a compiled copy of this directory elsewhere and sets IMDSGATE_REPO_ROOT. */
+export const ROOT = process.env.IMDSGATE_REPO_ROOT ?? fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = `${ROOT}dist/main.js`;
 
 export function requireBuild(): void {
