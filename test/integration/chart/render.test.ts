@@ -169,11 +169,11 @@ describe('RBAC and the node-boot guard', () => {
     find(objs, 'ClusterRole').rules as { resources: string[]; verbs: string[] }[];
   const resources = (objs: KubeObject[]) => rules(objs).flatMap((r) => r.resources);
 
-  it('grants exactly pods, namespaces, serviceaccounts (read) and events (create/patch) by default', async () => {
+  it('grants exactly pods, namespaces, serviceaccounts (read) and events (create) by default', async () => {
     const objs = await render();
     expect(resources(objs).sort()).toEqual(['events', 'namespaces', 'pods', 'serviceaccounts']);
     for (const r of rules(objs)) {
-      if (r.resources.includes('events')) expect(r.verbs).toEqual(['create', 'patch']);
+      if (r.resources.includes('events')) expect(r.verbs).toEqual(['create']);
       else expect(r.verbs).toEqual(['get', 'list', 'watch']);
     }
     expect(objs.some((o) => o.kind === 'ValidatingAdmissionPolicy')).toBe(false);
