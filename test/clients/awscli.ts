@@ -6,7 +6,14 @@ import { ClientError, runClient, toCredentials, type ClientOptions, type ImdsCre
 export function getCredentials(o: ClientOptions): Promise<ImdsCredentials> {
   const aws = testEnv().awsCliV2;
   if (!aws) throw new ClientError('awscli', 'AWS CLI v2 not installed (apt-get install awscli)', '');
-  const env = { AWS_METADATA_SERVICE_TIMEOUT: '3', AWS_METADATA_SERVICE_NUM_ATTEMPTS: '2', ...o.env };
+  // CLI v2.9's bundled botocore joins endpoint + 'latest/api/token' without a slash: give it one.
+  const endpoint = o.endpoint.endsWith('/') ? o.endpoint : `${o.endpoint}/`;
+  const env = {
+    AWS_METADATA_SERVICE_TIMEOUT: '3',
+    AWS_METADATA_SERVICE_NUM_ATTEMPTS: '2',
+    ...o.env,
+    AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint,
+  };
   return runClient(
     'awscli',
     aws,

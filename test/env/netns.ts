@@ -97,6 +97,13 @@ export async function addRoute(ns: string, dest: string, via: string): Promise<v
   await ipIn(ns, 'route', 'add', dest, 'via', via);
 }
 
+/** Adds a link-local address to a device of one of our namespaces, e.g. 169.254.169.254/32 on lo. */
+export async function addAddress(ns: string, dev: string, cidr: string): Promise<void> {
+  assertLinkLocal(cidr);
+  if (!owned.has(ns)) throw new Error(`namespace ${ns} was not created by netns.ts`);
+  await ipIn(ns, 'addr', 'add', cidr, 'dev', dev);
+}
+
 /** Lets a namespace route between its interfaces (its own sysctl, not the host's). */
 export async function enableForwarding(ns: string): Promise<void> {
   await execIn(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
