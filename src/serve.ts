@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
 import { createCredentialCache } from './credentials/cache.js';
 import { createAssumeRoleIssuer } from './credentials/sts.js';
+import { createWebIdentityIssuer } from './credentials/web-identity.js';
 import type { CredentialIssuer } from './credentials/types.js';
 import { buildApp } from './http/app.js';
 import { buildMetricsApp } from './http/metrics-app.js';
@@ -15,7 +16,7 @@ import { createUpstream, type UpstreamImds } from './imds/upstream.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startFileIdentity } from './pods/file-identity.js';
-import { systemClock, type Clock, type PodLookup } from './pods/types.js';
+import { systemClock, type Clock, type PodIdentity, type PodLookup } from './pods/types.js';
 import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
 
 /** What serve needs from an identity source (file map or the Kubernetes watch). */
@@ -59,7 +60,7 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     const issuer = o.credentialIssuer ?? (await credentialIssuer(cfg, { upstream, clock, metrics, logger }));
     if ('close' in issuer && typeof issuer.close === 'function')
       cleanup.push(() => (issuer as { close(): void }).close());
-    const identity = o.identity ?? (await startIdentity(cfg, { logger, metrics, clock, issuer }));
+    const identity = o.identity ?? (await startIdentity(cfg, { logger, metrics, clock, issuer, upstream }));
     cleanup.push(() => identity.stop());
 
     const tokens = createTokenService({ clock, key: o.tokenKey ?? randomBytes(32) });
@@ -112,24 +113,39 @@ interface Deps {
   readonly logger: Logger;
 }
 
-/** The one place where the credential chain is wired: STS issuer behind the refreshing cache. */
+/** The one place where the credential chain is wired: STS issuer (per --credential-mode) behind the cache. */
 async function credentialIssuer(cfg: Config, d: Deps): Promise<CredentialIssuer> {
-  if (cfg.credentialMode !== 'assume-role') {
-    throw new Error(`--credential-mode=${cfg.credentialMode} is not available in this build yet`);
-  }
   const region = cfg.region ?? (await discoverRegion(d.upstream));
-  const issuer = createAssumeRoleIssuer({
+  const common = {
     region,
     ...(cfg.stsEndpoint !== undefined ? { endpoint: cfg.stsEndpoint } : {}),
-    nodeCredentials: () => d.upstream.getNodeCredentials(),
     durationSeconds: cfg.sessionDurationSeconds,
-    sessionTags: cfg.sessionTags,
-    ...(cfg.nodeName !== undefined ? { nodeName: cfg.nodeName } : {}),
     clock: d.clock,
     metrics: d.metrics,
     logger: d.logger,
-  });
+  };
+  const issuer =
+    cfg.credentialMode === 'web-identity'
+      ? createWebIdentityIssuer({ ...common, tokenFor: await tokenSource(cfg) })
+      : createAssumeRoleIssuer({
+          ...common,
+          nodeCredentials: () => d.upstream.getNodeCredentials(),
+          sessionTags: cfg.sessionTags,
+          ...(cfg.nodeName !== undefined ? { nodeName: cfg.nodeName } : {}),
+        });
   return createCredentialCache(issuer, { clock: d.clock, metrics: d.metrics, logger: d.logger });
+}
+
+/** Service-account tokens through TokenRequest; loaded lazily so file mode never loads the kube client. */
+async function tokenSource(cfg: Config): Promise<(pod: PodIdentity) => Promise<string>> {
+  if (cfg.identityFile !== undefined) {
+    throw new Error('--credential-mode=web-identity needs the Kubernetes API: unset --identity-file');
+  }
+  const [{ loadKubeConfig }, { createTokenSource }] = await Promise.all([
+    import('./kube/client.js'),
+    import('./kube/token.js'),
+  ]);
+  return createTokenSource(loadKubeConfig(cfg.kubeconfig), cfg.tokenAudience);
 }
 
 async function discoverRegion(upstream: UpstreamImds): Promise<string> {
@@ -145,7 +161,7 @@ async function discoverRegion(upstream: UpstreamImds): Promise<string> {
 
 async function startIdentity(
   cfg: Config,
-  d: { logger: Logger; metrics: Metrics; clock: Clock; issuer: CredentialIssuer },
+  d: { logger: Logger; metrics: Metrics; clock: Clock; issuer: CredentialIssuer; upstream: UpstreamImds },
 ): Promise<Identity> {
   if (cfg.identityFile !== undefined) {
     return startFileIdentity({
@@ -160,12 +176,14 @@ async function startIdentity(
   if (mod?.startKubeIdentity === undefined) {
     throw new Error('the Kubernetes pod watch is not available in this build: pass --identity-file');
   }
-  return mod.startKubeIdentity(cfg, {
+  const kube = await mod.startKubeIdentity(cfg, {
     logger: d.logger,
     metrics: d.metrics,
     clock: d.clock,
     credentialIssuer: d.issuer,
+    upstream: d.upstream,
   });
+  return kube;
 }
 
 async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promise<() => Promise<void>> {
