@@ -1,6 +1,9 @@
 // Child process of bench/identity/run.mjs: the identity part of the agent alone (pod watch, views,
 // decision, credential cache over moto), so its RSS is measured without the test driver's own heap.
 // Talks to the parent over IPC. Loads the compiled sources from IMDSGATE_BENCH_DIST.
+import { performance } from 'node:perf_hooks';
+import { setTimeout } from 'node:timers';
+
 const dist = process.env.IMDSGATE_BENCH_DIST;
 const t0 = performance.now();
 const { loadConfig } = await import(`${dist}/config.js`);

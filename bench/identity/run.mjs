@@ -6,6 +6,9 @@
 import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout } from 'node:timers';
+import { URL } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 
 const ROOT = new URL('../..', import.meta.url).pathname;

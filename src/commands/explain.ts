@@ -15,7 +15,16 @@ function take(argv: string[], flag: string): string | undefined {
   return value;
 }
 
-export async function run(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+/** Where explain writes; stdout/stderr by default, a capture in tests. */
+export interface Writer {
+  write(s: string): unknown;
+}
+
+export async function run(
+  argv: string[],
+  out: Writer = process.stdout,
+  err: Writer = process.stderr,
+): Promise<number> {
   const rest = [...argv];
   if (rest.includes('--help')) {
     out.write(`${USAGE}\n`);

@@ -14,7 +14,7 @@ import { decideRole, imdsv1For, type DecisionConfig, type DecisionInput } from '
 import type { Imdsv1Policy, RoleDecision, RoleResolver } from '../roles/types.js';
 import { loadKubeConfig } from './client.js';
 import { createDenialEvents } from './events.js';
-import { startNamespaceView, startServiceAccountView, type AnnotationView } from './views.js';
+import { startNamespaceView, startServiceAccountView } from './views.js';
 
 export interface KubeIdentityDeps {
   readonly logger: Logger;
