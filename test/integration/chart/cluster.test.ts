@@ -3,8 +3,7 @@
 // the calls the agent makes and no wider ones; and the node-boot guard's admission policy lets the agent
 // remove only its startup taint, only from its own node. (No kubelet runs here, so no pod starts.)
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import {
   ensure,
   eventually,
   helm,
+  installableChart,
   kube,
   monitoringCrds,
   render,
@@ -31,26 +31,11 @@ const TAINT = 'imdsgate.io/agent-not-ready';
 const SCENARIOS = readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('-values.yaml'));
 let admin: KubeConfig;
 
-/**
- * The chart as helm install should see it. A kube-apiserver built without version ldflags reports
- * v0.0.0-master, which fails the chart's kubeVersion (>=1.30) gate; then install a copy without the gate
- * (render.test.ts covers the gate itself). With a properly stamped server the chart is used as is.
- */
-async function installableChart(): Promise<string> {
-  const v = (await kube(admin, 'GET', '/version')).body as { gitVersion?: string };
-  if (!/^v0\.0\.0/.test(v.gitVersion ?? '')) return CHART;
-  const dir = mkdtempSync(join(tmpdir(), 'imdsgate-chart-'));
-  cpSync(CHART, dir, { recursive: true });
-  const chartYaml = join(dir, 'Chart.yaml');
-  writeFileSync(chartYaml, readFileSync(chartYaml, 'utf8').replace(/^kubeVersion:.*$/m, ''));
-  return dir;
-}
-
 const install = async (release: string, set: string[]) => {
   const r = await helm([
     'install',
     release,
-    await installableChart(),
+    await installableChart(admin),
     '--namespace',
     NS,
     '--kubeconfig',

@@ -1,7 +1,10 @@
 // Helpers for the chart tests: the real helm binary, rendering to objects, and raw Kubernetes API calls
 // (status and message of a refusal are what the RBAC and admission-policy tests assert on).
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { execa } from 'execa';
@@ -251,4 +254,42 @@ export async function eventually<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * The chart as helm install should see it. A kube-apiserver built without version ldflags reports
+ * v0.0.0-master, which fails the chart's kubeVersion (>=1.30) gate; then install a copy without the gate
+ * (render.test.ts covers the gate itself). With a properly stamped server the chart is used as is.
+ */
+export async function installableChart(admin: KubeConfig): Promise<string> {
+  const v = (await kube(admin, 'GET', '/version')).body as { gitVersion?: string };
+  if (!/^v0\.0\.0/.test(v.gitVersion ?? '')) return CHART;
+  const dir = mkdtempSync(join(tmpdir(), 'imdsgate-chart-'));
+  cpSync(CHART, dir, { recursive: true });
+  const chartYaml = join(dir, 'Chart.yaml');
+  writeFileSync(chartYaml, readFileSync(chartYaml, 'utf8').replace(/^kubeVersion:.*$/m, ''));
+  return dir;
+}
+
+/** One plain HTTP request from a chosen loopback source address (the "pod"). */
+export function podRequest(
+  url: string,
+  localAddress: string,
+  opts: { method?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.headers ?? {}, localAddress, agent: false },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error(`${url}: timeout`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
