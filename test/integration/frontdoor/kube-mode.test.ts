@@ -1,0 +1,100 @@
+// serve() in Kubernetes mode (no --identity-file): the composition root wires IDENTITY's node-scoped pod
+// watch (src/kube/identity.ts) into the front door. Real kube-apiserver, AEMM and moto; pods are API
+// objects whose status.podIP is a loopback address the test sends from (kubelet-style status writes).
+import { Writable } from 'node:stream';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createNamespace,
+  createPod,
+  createServiceAccount,
+  deleteNamespace,
+  deletePod,
+  uniqueName,
+} from '../../env/kube.js';
+import { loadConfig } from '../../../src/config.js';
+import { createLogger } from '../../../src/logger.js';
+import { createMetrics } from '../../../src/metrics.js';
+import { serve, type Served } from '../../../src/serve.js';
+import { ROLE, ROLE_ARN, TOKEN, call, env, startAemm, token, type Aemm } from './harness.js';
+
+const WITH_ROLE = '127.0.0.4';
+const NO_ROLE = '127.0.0.5';
+const LIST = '/latest/meta-data/iam/security-credentials/';
+let aemm: Aemm;
+let served: Served;
+let ns: string;
+const node = uniqueName('fd-node');
+
+beforeAll(async () => {
+  const e = env();
+  aemm = await startAemm();
+  ns = await createNamespace();
+  await createServiceAccount(ns, 'app', { 'eks.amazonaws.com/role-arn': ROLE_ARN });
+  await createPod({
+    namespace: ns,
+    name: 'app-0',
+    nodeName: node,
+    serviceAccount: 'app',
+    podIP: WITH_ROLE,
+    phase: 'Running',
+  });
+  await createPod({ namespace: ns, name: 'plain-0', nodeName: node, podIP: NO_ROLE, phase: 'Running' });
+  const cfg = loadConfig(
+    [
+      '--listen=127.0.0.1:0',
+      '--metrics-listen=127.0.0.1:0',
+      `--upstream=${aemm.url}`,
+      `--kubeconfig=${e.kube.adminKubeconfig}`,
+      `--node-name=${node}`,
+      `--sts-endpoint=${e.sts.endpoint}`,
+    ],
+    { IMDSGATE_MANAGE_RULES: 'false' },
+  );
+  const logger = createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() }));
+  served = await serve(cfg, { logger, metrics: createMetrics(new Registry(), { defaults: false }) });
+});
+afterAll(async () => {
+  await served?.close();
+  await aemm?.stop();
+  if (ns) await deleteNamespace(ns);
+});
+
+async function eventually(fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('condition not met in time');
+}
+
+describe('serve with the Kubernetes pod watch', () => {
+  it('becomes ready once the watch has synced and the upstream session works', async () => {
+    await eventually(async () => (await call(`${served.addresses.metrics}/readyz`)).status === 200);
+  });
+
+  it('serves the service-account role to its pod and 404 to a pod without one (region from the identity document)', async () => {
+    const get = (p: string, ip: string) => call(`${served.addresses.listen}${p}`, { localAddress: ip });
+    expect((await get(LIST, WITH_ROLE)).text).toBe(ROLE);
+    const creds = await get(`${LIST}${ROLE}`, WITH_ROLE);
+    expect(creds.status).toBe(200);
+    expect(JSON.parse(creds.text).AccessKeyId).toMatch(/^ASIA/);
+    expect((await get(LIST, NO_ROLE)).status).toBe(404);
+    expect((await get(LIST, '127.0.0.6')).status).toBe(404);
+  });
+
+  it('binds tokens to the pod UID: a deleted pod loses its credentials and its token', async () => {
+    const t = await token(served.addresses.listen, '300', WITH_ROLE);
+    await deletePod(ns, 'app-0');
+    await eventually(
+      async () =>
+        (await call(`${served.addresses.listen}${LIST}`, { localAddress: WITH_ROLE })).status === 404,
+    );
+    const r = await call(`${served.addresses.listen}${LIST}`, {
+      localAddress: WITH_ROLE,
+      headers: { [TOKEN]: t },
+    });
+    expect([401, 404]).toContain(r.status);
+  });
+});
