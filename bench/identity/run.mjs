@@ -3,9 +3,12 @@
 //   ready and RSS; double the other nodes' pods and report RSS again (fresh start and running agent);
 //   then first-credential latency for new pods right after they get an IP (p50/p99), and a baseline of
 //   an uncached STS call in the same run. Bounded: fixed counts, one namespace, deleted at the end.
-import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+/* global fetch */
 import { performance } from 'node:perf_hooks';
 import { setTimeout } from 'node:timers';
 import { URL } from 'node:url';
@@ -23,9 +26,110 @@ const run = Math.random().toString(16).slice(2, 8);
 const NS = `bench-${run}`;
 const AGENT_NODE = `bench-${run}-node-0`;
 
-const kc = new KubeConfig();
-kc.loadFromFile(state.kube.adminKubeconfig);
-const api = kc.makeApiClient(CoreV1Api);
+let api;
+const procs = [];
+
+// The shared env is restarted by other test runs; a multi-minute seed needs its own etcd, apiserver and
+// moto, built from the same cached binaries, PKI and venv, on loopback ports of its own.
+const freePort = () =>
+  new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, ms = 120_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (
+      await fn().then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
+    await sleep(250);
+  }
+  throw new Error(`${what} did not come up`);
+}
+
+async function startPrivateEnv() {
+  const dir = mkdtempSync(join(tmpdir(), 'imdsgate-bench-env-'));
+  const [etcdPort, peerPort, kubePort, stsPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const pki = state.pkiDir;
+  const run = (cmd, args) => procs.push(spawn(cmd, args, { stdio: 'ignore' }));
+  run(join(state.binDir, 'etcd'), [
+    '--name',
+    'bench',
+    '--data-dir',
+    join(dir, 'etcd'),
+    '--listen-client-urls',
+    `http://127.0.0.1:${etcdPort}`,
+    '--advertise-client-urls',
+    `http://127.0.0.1:${etcdPort}`,
+    '--listen-peer-urls',
+    `http://127.0.0.1:${peerPort}`,
+    '--initial-advertise-peer-urls',
+    `http://127.0.0.1:${peerPort}`,
+    '--initial-cluster',
+    `bench=http://127.0.0.1:${peerPort}`,
+    '--unsafe-no-fsync',
+    '--log-level',
+    'error',
+  ]);
+  run(join(state.binDir, 'kube-apiserver'), [
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${kubePort}`,
+    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+    `--tls-cert-file=${pki}/apiserver.crt`,
+    `--tls-private-key-file=${pki}/apiserver.key`,
+    `--client-ca-file=${pki}/ca.crt`,
+    '--authorization-mode=Node,RBAC',
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${pki}/sa.pub`,
+    `--service-account-signing-key-file=${pki}/sa.key`,
+    '--service-cluster-ip-range=169.254.240.0/24',
+    '--profiling=false',
+    '--v=0',
+  ]);
+  run(join(dirname(state.python), 'moto_server'), ['-H', '127.0.0.1', '-p', String(stsPort)]);
+  const kubeconfig = join(dir, 'admin.kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      `clusters: [{ name: b, cluster: { server: "https://127.0.0.1:${kubePort}", certificate-authority: "${pki}/ca.crt" } }]`,
+      `users: [{ name: a, user: { client-certificate: "${pki}/admin.crt", client-key: "${pki}/admin.key" } }]`,
+      'contexts: [{ name: b, context: { cluster: b, user: a } }]',
+      'current-context: b',
+      '',
+    ].join('\n'),
+  );
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  api = kc.makeApiClient(CoreV1Api);
+  await waitFor('kube-apiserver', () => api.listNamespace({ limit: 1 }));
+  await waitFor('moto', () =>
+    fetch(`http://127.0.0.1:${stsPort}/moto-api/`).then((r) => {
+      if (!r.ok) throw new Error();
+    }),
+  );
+  return { kubeconfig, sts: `http://127.0.0.1:${stsPort}`, dir };
+}
+
+function stopPrivateEnv(env) {
+  for (const p of procs) p.kill('SIGKILL');
+  if (env) rmSync(env.dir, { recursive: true, force: true });
+}
 
 const pct = (xs, p) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
@@ -75,12 +179,12 @@ async function seed(offset, count, includeAgent) {
   return (performance.now() - t0) / 1000;
 }
 
-function startAgent(dist) {
+function startAgent(dist, env) {
   const args = [
     '--node-name',
     AGENT_NODE,
     '--kubeconfig',
-    state.kube.adminKubeconfig,
+    env.kubeconfig,
     '--base-role-arn',
     'arn:aws:iam::123456789012:role/',
   ];
@@ -90,7 +194,7 @@ function startAgent(dist) {
       ...process.env,
       IMDSGATE_BENCH_DIST: dist,
       IMDSGATE_BENCH_ARGS: JSON.stringify(args),
-      IMDSGATE_BENCH_STS: state.sts.endpoint,
+      IMDSGATE_BENCH_STS: env.sts,
     },
   });
   const next = (type) =>
@@ -113,13 +217,14 @@ async function main() {
   } catch {
     // tsc still emits when only other modules' types are broken; the import below proves what we need.
   }
+  const env = await startPrivateEnv();
   await api.createNamespace({ body: { metadata: { name: NS } } });
   await api.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'default' } } });
   const out = { machine: '2 shared vCPU (noisy)', pods: PODS, nodes: NODES, onAgentNode: ON_AGENT };
   try {
     out.seedSeconds = await seed(0, PODS, true);
 
-    const a = startAgent(dist);
+    const a = startAgent(dist, env);
     const ready = await a.next('ready');
     out.readyMs = Math.round(ready.readyMs);
     out.rssMB = mb(ready.rss);
@@ -128,7 +233,7 @@ async function main() {
     out.doubleSeedSeconds = await seed(PODS, PODS - ON_AGENT, false);
     out.rssRunningAfterDoubleMB = mb((await a.ask({ type: 'rss' })).rss);
     a.child.send({ type: 'stop' });
-    const b = startAgent(dist);
+    const b = startAgent(dist, env);
     const readyB = await b.next('ready');
     out.readyAfterDoubleMs = Math.round(readyB.readyMs);
     out.rssFreshAfterDoubleMB = mb(readyB.rss);
@@ -164,8 +269,7 @@ async function main() {
     out.ratioP50UncachedVsAfter100ms = (pct(baseline, 50) / pct(delayed, 50)).toFixed(1);
     b.child.send({ type: 'stop' });
   } finally {
-    await api.deleteCollectionNamespacedPod({ namespace: NS, gracePeriodSeconds: 0 }).catch(() => undefined);
-    await api.deleteNamespace({ name: NS }).catch(() => undefined);
+    stopPrivateEnv(env);
   }
   console.log(JSON.stringify(out, null, 2));
 }
