@@ -164,6 +164,28 @@ describe('the DaemonSet', () => {
   });
 });
 
+describe('helm test', () => {
+  it('a plain pod (no hostNetwork) expecting 404, or exactly tests.roleArn’s role name', async () => {
+    const pick = async (set: string[]) => {
+      const objs = await render({ set, showOnly: 'templates/tests/credentials-test.yaml' });
+      const pod = find(objs, 'Pod');
+      const sa = find(objs, 'ServiceAccount');
+      const c = (pod.spec as { containers: Container[] }).containers[0]!;
+      return { pod, sa, want: c.env.find((e) => e.name === 'WANT_ROLE')?.value };
+    };
+    const plain = await pick([]);
+    expect(plain.pod.metadata.annotations?.['helm.sh/hook']).toBe('test');
+    expect((plain.pod.spec as { hostNetwork?: boolean }).hostNetwork).toBeUndefined();
+    expect(plain.want).toBe('');
+    expect(plain.sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBeUndefined();
+    const withRole = await pick(['tests.roleArn=arn:aws:iam::123456789012:role/team/probe']);
+    expect(withRole.want).toBe('probe');
+    expect(withRole.sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBe(
+      'arn:aws:iam::123456789012:role/team/probe',
+    );
+  });
+});
+
 describe('RBAC and the node-boot guard', () => {
   const rules = (objs: KubeObject[]) =>
     find(objs, 'ClusterRole').rules as { resources: string[]; verbs: string[] }[];
