@@ -3,7 +3,7 @@
 # etcd, moto; built and cached the first time, with progress), build imdsgate, then run the network
 # namespace sandbox: one pod gets its role's credentials from 169.254.169.254, another is denied with the
 # reason, and a metrics excerpt is printed. Everything the demo creates is removed on exit or Ctrl-C;
-# the test environment is stopped again if the demo started it.
+# the test environment stays up for the next run (`npm run testenv:down` stops it).
 #
 # Nothing here touches the machine's own network namespace: every address, route and iptables rule lives
 # in namespaces the demo creates (link-local addresses only).
@@ -23,19 +23,10 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 [ -d node_modules ] || { say "installing npm dependencies"; npm ci --no-audit --no-fund; }
 
-started_env=0
-if ! bash test/env/status >/dev/null 2>&1; then
-  say "starting the test environment (first run builds kube-apiserver, etcd, AEMM; several minutes)"
-  npm run --silent testenv:up
-  started_env=1
-fi
-cleanup() {
-  if [ "$started_env" = 1 ]; then
-    say "stopping the test environment the demo started"
-    npm run --silent testenv:down || true
-  fi
-}
-trap cleanup EXIT
+# `up` is idempotent (fast when already up). The environment is shared with test runs, so the demo never
+# stops it: `npm run testenv:down` does.
+say "test environment (the first run builds kube-apiserver, etcd and AEMM; several minutes)"
+npm run --silent testenv:up
 trap 'exit 130' INT TERM
 
 say "building imdsgate"
@@ -44,3 +35,4 @@ npx tsc -p test/e2e/sandbox/tsconfig.demo.json
 
 say "running the sandbox"
 IMDSGATE_REPO_ROOT="$root/" node node_modules/.cache/imdsgate-demo/test/e2e/sandbox/demo.js
+echo "(test environment left running for the next run; npm run testenv:down stops it)"

@@ -3,8 +3,9 @@
 // 169.254.169.254 through the real DNAT, the second refused with the reason, the rules, and metrics.
 // Everything it creates is removed on exit and on error (destroy()), and on Ctrl-C by the exit hooks of
 // netns.ts (processes killed, namespaces deleted; the run's uniquely named Kubernetes objects remain).
+import { cliIn } from './cli.js';
 import { inNetns } from './netns.js';
-import { createSandbox, type Sandbox, type SandboxPod } from './sandbox.js';
+import { BASE_ROLE_ARN, createSandbox, type Sandbox, type SandboxPod } from './sandbox.js';
 import { METADATA_IP } from './topology.js';
 
 const CREDS = '/latest/meta-data/iam/security-credentials/';
@@ -82,6 +83,21 @@ async function showDenied(sb: Sandbox, pod: SandboxPod): Promise<void> {
     const d = JSON.parse(denial) as Record<string, string>;
     say(`  agent log: ${d.msg}: reason=${d.reason} (${d.detail ?? ''})`);
   }
+  if (sb.identity !== 'kube') return;
+  step(`imdsgate explain --namespace ${pod.kubeNamespace} --pod ${pod.name}`);
+  const explain = await cliIn(sb.topology.node, [
+    'explain',
+    '--namespace',
+    pod.kubeNamespace,
+    '--pod',
+    pod.name,
+    '--kubeconfig',
+    sb.env.kube.adminKubeconfig,
+    '--node-name',
+    sb.nodeName,
+    `--base-role-arn=${BASE_ROLE_ARN}`,
+  ]);
+  for (const l of `${explain.stdout}${explain.stderr}`.trim().split('\n')) say(`  ${l}`);
 }
 
 async function showMetrics(sb: Sandbox): Promise<void> {
