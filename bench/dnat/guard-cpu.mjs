@@ -3,6 +3,7 @@
 // (cutime+cstime from /proc/self/stat, counted once each child is reaped). With --backend none it only
 // idles: the baseline of the same Node process.
 import { readFileSync } from 'node:fs';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../dist/logger.js';
 import { createMetrics } from '../../dist/metrics.js';
