@@ -3,7 +3,6 @@
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -264,7 +263,8 @@ export async function eventually<T>(
 export async function installableChart(admin: KubeConfig): Promise<string> {
   const v = (await kube(admin, 'GET', '/version')).body as { gitVersion?: string };
   if (!/^v0\.0\.0/.test(v.gitVersion ?? '')) return CHART;
-  const dir = mkdtempSync(join(tmpdir(), 'imdsgate-chart-'));
+  // Under the run directory, so `testenv:down` removes it with everything else.
+  const dir = mkdtempSync(join(testEnv().runDir, 'chart-'));
   cpSync(CHART, dir, { recursive: true });
   const chartYaml = join(dir, 'Chart.yaml');
   writeFileSync(chartYaml, readFileSync(chartYaml, 'utf8').replace(/^kubeVersion:.*$/m, ''));

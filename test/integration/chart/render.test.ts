@@ -1,7 +1,7 @@
 // The chart, proved with the real helm binary: lint over every scenario, rendering details that matter for
 // safety (capabilities, fail-closed rollout, probes, env mapping), schema and template refusals with their
 // messages, and the observability pack (promtool check rules; dashboard metrics exist in src/metrics.ts).
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -277,6 +277,7 @@ describe('observability pack', () => {
     const file = join(dir, 'rules.yaml');
     writeFileSync(file, stringify({ groups: (rule.spec as { groups: unknown }).groups }));
     const r = await execa(promtool(), ['check', 'rules', file], { reject: false });
+    rmSync(dir, { recursive: true, force: true });
     expect(r.stdout + r.stderr).toMatch(/SUCCESS: 10 rules found/);
     expect(r.exitCode).toBe(0);
   });
