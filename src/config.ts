@@ -130,8 +130,11 @@ export const OPTIONS = {
   sessionDurationSeconds: {
     kind: 'string',
     default: '3600',
-    help: 'STS session duration, 900-43200 (3600 at most for assume-role: role chaining)',
-    schema: int(900, 43_200),
+    help: 'STS session duration, 1800-43200 (3600 at most for assume-role: role chaining)',
+    // STS accepts 900, but pods must always receive credentials with more than 25 min left (botocore's
+    // expiry-extension window, shared/docs/imds-protocol.md §13 #26), so a session shorter than 30 min
+    // could never be served.
+    schema: int(1800, 43_200),
   },
   externalId: {
     kind: 'string',
@@ -305,9 +308,6 @@ function crossChecks(cfg: z.output<typeof schema>, command: string): string[] {
   // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining
   if (cfg.credentialMode === 'assume-role' && cfg.sessionDurationSeconds > 3600) {
     out.push('--session-duration-seconds: at most 3600 with --credential-mode=assume-role (role chaining)');
-  }
-  if (cfg.defaultRole !== undefined && !cfg.defaultRole.startsWith('arn:') && cfg.baseRoleArn === undefined) {
-    // Allowed: the base ARN may be discovered from the identity document at start-up.
   }
   return out;
 }

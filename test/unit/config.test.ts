@@ -43,3 +43,12 @@ describe('loadConfig', () => {
     expect(envName('metricsListen')).toBe('IMDSGATE_METRICS_LISTEN');
   });
 });
+
+describe('session duration', () => {
+  it('refuses sessions too short to serve with 25 minutes left', () => {
+    expect(() => loadConfig([...base, '--session-duration-seconds', '1200'], {})).toThrow(
+      /--session-duration-seconds/,
+    );
+    expect(loadConfig([...base, '--session-duration-seconds', '1800'], {}).sessionDurationSeconds).toBe(1800);
+  });
+});
