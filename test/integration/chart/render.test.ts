@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { OPTIONS, envName } from '../../../src/config.js';
+import { OPTIONS, envName, loadConfig } from '../../../src/config.js';
 import { testEnv } from '../../env/index.js';
 import { CHART, find, helm, KUBE_VERSION, render, ROOT, templateArgs, type KubeObject } from './helpers.js';
 
@@ -152,6 +152,32 @@ describe('the DaemonSet', () => {
     }
   });
 
+  it('schema number bounds are the bounds src/config.ts accepts', () => {
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as {
+      properties: { config: { properties: Record<string, { minimum?: number; maximum?: number }> } };
+    };
+    const accepts = (key: string, v: number) => {
+      const env = { IMDSGATE_CREDENTIAL_MODE: 'web-identity', [envName(key)]: String(v) };
+      try {
+        loadConfig(['--node-name', 'n'], env);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const [key, prop] of Object.entries(schema.properties.config.properties)) {
+      if (prop.minimum === undefined || prop.maximum === undefined) continue;
+      expect([accepts(key, prop.minimum - 1), accepts(key, prop.minimum)], `${key} minimum`).toEqual([
+        false,
+        true,
+      ]);
+      expect([accepts(key, prop.maximum), accepts(key, prop.maximum + 1)], `${key} maximum`).toEqual([
+        true,
+        false,
+      ]);
+    }
+  });
+
   it('schema enums are the enums src/config.ts accepts', () => {
     const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as {
       properties: { config: { properties: Record<string, { enum?: string[] }> } };
@@ -236,7 +262,10 @@ describe('invalid values are refused with a readable message', () => {
       "at '/config/iptablesBackend': value must be one of 'auto', 'nft', 'legacy'",
     ],
     [['config.logLevel=verbose'], "at '/config/logLevel': value must be one of"],
-    [['config.sessionDurationSeconds=60'], "at '/config/sessionDurationSeconds': minimum: got 60, want 900"],
+    [
+      ['config.sessionDurationSeconds=900'],
+      "at '/config/sessionDurationSeconds': minimum: got 900, want 1,800",
+    ],
     [['config.manageRules=yes'], "at '/config/manageRules': got string, want boolean"],
     [['config.bogus=1'], "at '/config': additional properties 'bogus' not allowed"],
     [['imageTag=1'], "at '': additional properties 'imageTag' not allowed"],
