@@ -54,8 +54,25 @@ export async function createNetns(label: string): Promise<string> {
 
 export async function deleteNetns(name: string): Promise<void> {
   owned.delete(name);
-  // Deleting the namespace also removes its veth ends (and their peers) and its netfilter rules.
-  await execa('ip', ['netns', 'del', name], { reject: false });
+  removeNetns(name);
+}
+
+/** Kills what still runs inside, then deletes the namespace, which also removes its veth ends (and their
+ *  peers) and its netfilter rules. Synchronous so it can run in an exit handler. */
+function removeNetns(name: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
+    for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
+  } catch {
+    // namespace already gone, or a process exited meanwhile
+  }
+  try {
+    execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  } catch {
+    // already gone
+  }
 }
 
 export interface VethEnd {
@@ -111,13 +128,7 @@ export async function enableForwarding(ns: string): Promise<void> {
 
 /** Deletes every namespace this process created. Synchronous so it can run in an exit handler. */
 export function cleanupNetns(): void {
-  for (const name of owned) {
-    try {
-      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
-  }
+  for (const name of owned) removeNetns(name);
   owned.clear();
 }
 
@@ -133,7 +144,7 @@ export function sweepStaleNetns(): string[] {
     const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(n);
     return m !== null && !isAlive(Number(m[1]));
   });
-  for (const n of stale) execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+  for (const n of stale) removeNetns(n);
   return stale;
 }
 

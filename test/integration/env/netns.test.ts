@@ -79,9 +79,13 @@ describe('network namespaces', () => {
     });
   }
 
-  it('cleanup removes every namespace it made', async () => {
+  it('cleanup kills what runs inside and removes every namespace it made', async () => {
     const ns = await createNetns('gone');
+    const sleeper = spawnIn(ns, 'sleep', ['60']);
+    await new Promise((r) => setTimeout(r, 200));
     cleanupNetns();
+    const done = await sleeper;
+    expect(done.signal).toBe('SIGKILL');
     const r = await execIn(ns, 'true', [], { reject: false });
     expect(r.exitCode).not.toBe(0);
   });
