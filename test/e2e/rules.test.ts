@@ -167,3 +167,24 @@ for (const backend of ['nft', 'legacy'] as const) {
 async function count(m: { get(): Promise<{ values: { value: number }[] }> }): Promise<number> {
   return (await m.get()).values.reduce((a, v) => a + v.value, 0);
 }
+
+describe('backend auto-detection (kubelet hint chains, as kube-proxy)', () => {
+  for (const [hinted, other] of [
+    ['legacy', 'nft'],
+    ['nft', 'legacy'],
+  ] as const) {
+    it(`installs into ${hinted} when kubelet's hint chain is there`, async () => {
+      const ns = await createNetns(netnsName(`auto${hinted[0]}`));
+      try {
+        await mustInNetns(ns, `iptables-${hinted}`, ['-w', '5', '-t', 'mangle', '-N', 'KUBE-IPTABLES-HINT']);
+        const r = await cliIn(ns, ['rules', '--apply', ...flags, '--log-level=info']);
+        expect(r.exitCode, r.stderr).toBe(0);
+        expect(r.stderr).toContain(`"reason":"kubelet hint chains found in ${hinted}"`);
+        expect(await mustInNetns(ns, `iptables-${hinted}-save`, ['-t', 'nat'])).toContain('-j IMDSGATE');
+        expect(await mustInNetns(ns, `iptables-${other}-save`, ['-t', 'nat'])).not.toContain('IMDSGATE');
+      } finally {
+        await deleteNetns(ns);
+      }
+    });
+  }
+});
