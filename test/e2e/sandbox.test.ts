@@ -9,7 +9,7 @@ import { callerArn } from './sandbox/clients.js';
 import { cliIn } from './sandbox/cli.js';
 import { inNetns, mustInNetns } from './sandbox/netns.js';
 import { createSandbox, curlIn, type Sandbox, type SandboxPod } from './sandbox/sandbox.js';
-import { METADATA_IP } from './sandbox/topology.js';
+import { METADATA_IP, METADATA_IP6 } from './sandbox/topology.js';
 
 const CREDS = '/latest/meta-data/iam/security-credentials/';
 const repairLines = (sb: Sandbox) =>
@@ -199,6 +199,57 @@ for (const backend of ['nft', 'legacy'] as const) {
       expect(sb.agent()!.log()).toContain(`"backend":"${backend}"`);
       const save = await inNetns(sb.topology.node, `iptables-${backend}-save`, ['-t', 'nat']);
       expect(save.stdout).toContain('-A PREROUTING -j IMDSGATE');
+    });
+  });
+}
+
+for (const backend of ['nft', 'legacy'] as const) {
+  describe(`IPv6: [fd00:ec2::254] through ip6tables-${backend}`, () => {
+    let sb: Sandbox;
+    let allowed: SandboxPod;
+    let denied: SandboxPod;
+    const v6 = (path: string) => `http://[${METADATA_IP6}]${path}`;
+
+    beforeAll(async () => {
+      sb = await createSandbox({
+        backend,
+        ipv6: true,
+        pods: [
+          { name: 'web', namespace: 'team-a', role: 'app-a' },
+          { name: 'intruder', namespace: 'team-b', role: 'app-a', roleVia: 'pod-annotation' },
+        ],
+        allowedRoles: { 'team-a': ['app-a'], 'team-b': ['app-b'] },
+      });
+      [allowed, denied] = sb.pods as [SandboxPod, SandboxPod];
+      await sb.startAgent();
+    });
+    afterAll(async () => {
+      await sb?.destroy();
+    });
+
+    it('a dual-stack pod gets its role over IPv6 and over IPv4', async () => {
+      expect(await curlIn(allowed.netns, v6(CREDS), ['-g'])).toMatchObject({ status: 200, body: 'app-a' });
+      expect(await sb.curl(allowed, CREDS)).toMatchObject({ status: 200, body: 'app-a' });
+    });
+
+    it('the namespace policy holds over IPv6', async () => {
+      expect((await curlIn(denied.netns, v6(CREDS), ['-g'])).status).toBe(404);
+    });
+
+    it('ip6tables holds the DNAT and the anti-spoofing check', async () => {
+      const nat = await mustInNetns(sb.topology.node, `ip6tables-${backend}`, [
+        '-w',
+        '5',
+        '-t',
+        'nat',
+        '-S',
+        'IMDSGATE',
+      ]);
+      expect(nat).toContain(`-d ${METADATA_IP6}/128 -i veth+ -p tcp -m tcp --dport 80`);
+      expect(nat).toContain('--to-destination [fd00:100::1]:8181');
+      const raw = await mustInNetns(sb.topology.node, `ip6tables-${backend}`, ['-w', '5', '-t', 'raw', '-S']);
+      expect(raw).toContain('-A PREROUTING -j IMDSGATE-ANTISPOOF');
+      expect(await sb.metrics()).toMatch(/^imdsgate_rules_installed\{family="ipv6"\} 1$/m);
     });
   });
 }

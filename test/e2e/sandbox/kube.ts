@@ -15,6 +15,8 @@ export interface KubePod {
   readonly name: string;
   readonly serviceAccount: string;
   readonly ip: string;
+  /** Dual-stack pods: the IPv6 address as well. */
+  readonly ip6?: string | undefined;
   readonly podAnnotations?: Readonly<Record<string, string>>;
 }
 
@@ -45,6 +47,7 @@ export function kubeRegistry(): KubeRegistry {
         serviceAccount: pod.serviceAccount,
         annotations: { ...pod.podAnnotations },
         podIP: pod.ip,
+        podIPs: pod.ip6 === undefined ? [pod.ip] : [pod.ip, pod.ip6],
         phase: 'Running',
       });
       pods.add(`${pod.namespace}/${pod.name}`);

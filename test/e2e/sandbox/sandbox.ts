@@ -12,7 +12,7 @@ import { startHostRelay } from './host-relay.js';
 import { kubeRegistry, type KubeRegistry } from './kube.js';
 import { inNetns, reapStale } from './netns.js';
 import { spawnInNetns, waitFor, type NetnsProcess } from './processes.js';
-import { createTopology, METADATA_IP, NODE_IP, type Topology } from './topology.js';
+import { createTopology, METADATA_IP, NODE_IP, NODE_IP6, type Topology } from './topology.js';
 
 export const ACCOUNT = '123456789012';
 export const BASE_ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/`;
@@ -35,10 +35,13 @@ export interface SandboxOptions {
   readonly agentArgs?: readonly string[];
   /** kube: the real API server (default once the build has it); file: --identity-file. */
   readonly identity?: 'kube' | 'file';
+  /** Dual-stack pods and --ipv6 rules (ip6tables DNAT of [fd00:ec2::254]). */
+  readonly ipv6?: boolean;
 }
 
 export interface SandboxPod extends PodSpec {
   readonly ip: string;
+  readonly ip6?: string | undefined;
   readonly netns: string;
   readonly kubeNamespace: string;
 }
@@ -74,7 +77,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   };
   try {
     const backend = opts.backend === 'legacy' ? 'legacy' : 'nft';
-    const topology = await createTopology(opts.pods.length, backend);
+    const topology = await createTopology(opts.pods.length, backend, opts.ipv6 ?? false);
     undo.push(() => topology.destroy());
     const aemm = await startAemm(topology.cloud, env, logDir);
     undo.push(() => aemm.stop());
@@ -92,6 +95,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     const pods = opts.pods.map((p, i) => ({
       ...p,
       ip: topology.pods[i]!.ip,
+      ip6: topology.pods[i]!.ip6,
       netns: topology.pods[i]!.netns,
       kubeNamespace: `${p.namespace}-${run}`,
     }));
@@ -154,7 +158,8 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
 
 function agentArgs(env: TestEnv, opts: SandboxOptions): string[] {
   return [
-    '--listen=0.0.0.0:8181',
+    // [::] is dual-stack in Node: IPv4 pods are DNATed to 169.254.100.1:8181 and reach it too.
+    ...(opts.ipv6 ? ['--listen=[::]:8181', '--ipv6', `--host-ipv6=${NODE_IP6}`] : ['--listen=0.0.0.0:8181']),
     '--metrics-listen=127.0.0.1:9181',
     `--host-ip=${NODE_IP}`,
     '--interfaces=veth+',
@@ -209,7 +214,14 @@ async function register(
     const podAnnotations: Record<string, string> =
       p.role !== undefined && !viaSa ? { 'iam.amazonaws.com/role': p.role } : {};
     await registry.createPod(
-      { namespace: p.kubeNamespace, name: p.name, serviceAccount: p.name, ip: p.ip, podAnnotations },
+      {
+        namespace: p.kubeNamespace,
+        name: p.name,
+        serviceAccount: p.name,
+        ip: p.ip,
+        ip6: p.ip6,
+        podAnnotations,
+      },
       nodeName,
     );
   }

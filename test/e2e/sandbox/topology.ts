@@ -16,19 +16,33 @@ export const CLOUD_IP = '169.254.100.2';
 export const POD_GATEWAY = '169.254.1.1';
 export const METADATA_IP = '169.254.169.254';
 export const podIp = (i: number): string => `169.254.10.${10 + i}`;
+// IPv6 (only with ipv6): ULA inside the sandbox namespaces, as the brief allows for IPv6 tests.
+export const NODE_IP6 = 'fd00:100::1';
+export const POD_GATEWAY6 = 'fd00:1::1';
+export const METADATA_IP6 = 'fd00:ec2::254';
+export const podIp6 = (i: number): string => `fd00:10::${(10 + i).toString(16)}`;
 
 export interface Topology {
   readonly cloud: string;
   readonly node: string;
   /** netns of pod i, in the order asked for. */
-  readonly pods: readonly { readonly netns: string; readonly ip: string; readonly veth: string }[];
+  readonly pods: readonly {
+    readonly netns: string;
+    readonly ip: string;
+    readonly ip6?: string;
+    readonly veth: string;
+  }[];
   destroy(): Promise<void>;
 }
 
 const ip = (ns: string, ...args: string[]) => execa('ip', ['-n', ns, ...args]);
 const sysctl = (ns: string, kv: string) => execa('ip', ['netns', 'exec', ns, 'sysctl', '-qw', kv]);
 
-export async function createTopology(podCount: number, backend: 'nft' | 'legacy' = 'nft'): Promise<Topology> {
+export async function createTopology(
+  podCount: number,
+  backend: 'nft' | 'legacy' = 'nft',
+  ipv6 = false,
+): Promise<Topology> {
   const made: string[] = [];
   const destroy = async () => {
     for (const ns of made.reverse()) await deleteNetns(ns);
@@ -68,7 +82,8 @@ export async function createTopology(podCount: number, backend: 'nft' | 'legacy'
       'MASQUERADE',
     ]);
     const pods = [];
-    for (let i = 0; i < podCount; i++) pods.push(await addPod(made, node, i));
+    if (ipv6) await ip(node, '-6', 'addr', 'add', `${NODE_IP6}/128`, 'dev', 'lo');
+    for (let i = 0; i < podCount; i++) pods.push(await addPod(made, node, i, ipv6));
     return { cloud, node, pods, destroy };
   } catch (err) {
     await destroy();
@@ -76,7 +91,7 @@ export async function createTopology(podCount: number, backend: 'nft' | 'legacy'
   }
 }
 
-async function addPod(made: string[], node: string, i: number) {
+async function addPod(made: string[], node: string, i: number, ipv6: boolean) {
   const netns = await track(made, createNetns(netnsName(`pod${i}`)));
   const veth = `vethpod${i}`;
   const addr = podIp(i);
@@ -89,7 +104,15 @@ async function addPod(made: string[], node: string, i: number) {
   await ip(netns, 'link', 'set', 'eth0', 'up');
   await ip(netns, 'route', 'add', POD_GATEWAY, 'dev', 'eth0', 'scope', 'link');
   await ip(netns, 'route', 'add', 'default', 'via', POD_GATEWAY, 'dev', 'eth0');
-  return { netns, ip: addr, veth };
+  if (!ipv6) return { netns, ip: addr, veth };
+  // Same shape in IPv6: /128 on the pod, a host route per pod on the node (rpfilter needs it).
+  const addr6 = podIp6(i);
+  await ip(node, '-6', 'addr', 'add', `${POD_GATEWAY6}/128`, 'dev', veth, 'nodad');
+  await ip(node, '-6', 'route', 'add', `${addr6}/128`, 'dev', veth);
+  await ip(netns, '-6', 'addr', 'add', `${addr6}/128`, 'dev', 'eth0', 'nodad');
+  await ip(netns, '-6', 'route', 'add', `${POD_GATEWAY6}/128`, 'dev', 'eth0');
+  await ip(netns, '-6', 'route', 'add', 'default', 'via', POD_GATEWAY6, 'dev', 'eth0');
+  return { netns, ip: addr, ip6: addr6, veth };
 }
 
 async function track(made: string[], p: Promise<string>): Promise<string> {
