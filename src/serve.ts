@@ -4,6 +4,7 @@
 //   config → logger/metrics → upstream (own IMDSv2 session) → region → credential issuer (STS + cache)
 //   → identity (file or Kubernetes) → front door + metrics server → rule guard (if --manage-rules)
 import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 import type { Config } from './config.js';
 import { createCredentialCache } from './credentials/cache.js';
 import { createAssumeRoleIssuer } from './credentials/sts.js';
@@ -44,12 +45,18 @@ export interface Served {
 }
 
 export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served> {
-  const logger = o.logger ?? createLogger(cfg.logLevel);
+  // Buffered stdout: one write syscall per burst instead of per line (a decision line per credential
+  // request made synchronous writes a third of the agent's CPU under load). Flushed on close.
+  const dest = o.logger === undefined ? pino.destination({ dest: 1, sync: false }) : undefined;
+  const logger = o.logger ?? createLogger(cfg.logLevel, dest);
   const metrics = o.metrics ?? createMetrics();
   const clock = o.clock ?? systemClock;
-  const cleanup: (() => unknown)[] = [];
+  const cleanup: (() => unknown)[] = [() => dest?.flushSync()];
+  let closed = false;
   const closeAll = async () => {
-    for (const fn of cleanup.reverse())
+    if (closed) return;
+    closed = true;
+    for (const fn of [...cleanup].reverse())
       await Promise.resolve(fn()).catch((err) => logger.warn({ err }, 'shutdown step failed'));
   };
   try {
