@@ -14,7 +14,7 @@ function capture() {
 }
 
 describe('logger redaction', () => {
-  it.each([
+  it.each<[Record<string, unknown>, string]>([
     [{ token: 'abc' }, 'token'],
     [{ SecretAccessKey: 'abc' }, 'SecretAccessKey'],
     [{ credentials: { sessionToken: 'abc', secretAccessKey: 'abc' } }, 'credentials'],
