@@ -36,6 +36,8 @@ export interface ServeOverrides {
   readonly upstream?: UpstreamImds;
   readonly identity?: Identity;
   readonly credentialIssuer?: CredentialIssuer;
+  /** Installs the rules and returns their stop(); the real one is the netfilter rule guard. */
+  readonly startRules?: () => Promise<() => Promise<void>>;
 }
 
 export interface Served {
@@ -81,7 +83,10 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
       logger,
       clock,
     });
-    const notReady = async () => readiness(upstream, identity, metrics);
+    // With --manage-rules, pods must not be scheduled (startup taint) nor the rollout proceed until the
+    // interception rules exist: before that, a pod's packets still reach the real IMDS.
+    let rulesInPlace = !cfg.manageRules;
+    const notReady = async () => readiness(upstream, identity, metrics, rulesInPlace);
     const metricsApp = buildMetricsApp({ registry: metrics.registry, notReady });
     cleanup.push(
       () => metricsApp.close(),
@@ -91,7 +96,10 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     const metricsAddr = await metricsApp.listen(hostPort(cfg.metricsListen));
     logger.info({ listen, metrics: metricsAddr, upstream: cfg.upstream }, 'imdsgate serving');
 
-    if (cfg.manageRules) cleanup.push(await startGuard(cfg, logger, metrics));
+    if (cfg.manageRules) {
+      cleanup.push(await (o.startRules ?? (() => startGuard(cfg, logger, metrics)))());
+      rulesInPlace = true;
+    }
     return { addresses: { listen, metrics: metricsAddr }, notReady, close: closeAll };
   } catch (err) {
     await closeAll();
@@ -105,8 +113,14 @@ const pick = (i: Identity) => ({
   imdsv1Policy: i.imdsv1Policy,
 });
 
-async function readiness(upstream: UpstreamImds, identity: Identity, metrics: Metrics): Promise<string[]> {
+async function readiness(
+  upstream: UpstreamImds,
+  identity: Identity,
+  metrics: Metrics,
+  rulesInPlace: boolean,
+): Promise<string[]> {
   const reasons: string[] = [];
+  if (!rulesInPlace) reasons.push('interception rules not installed');
   if (!(await upstream.checkSession())) reasons.push('upstream session');
   if (!identity.podLookup.isReady()) reasons.push('identity not synced');
   metrics.ready.set(reasons.length === 0 ? 1 : 0);

@@ -171,3 +171,46 @@ describe('serve command', () => {
     expect(outs.join('')).toContain('--identity-file');
   });
 });
+
+describe('serve readiness with --manage-rules', () => {
+  it('stays not ready until the interception rules are installed', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const cfg = loadConfig(
+      [
+        '--listen=127.0.0.1:0',
+        `--metrics-listen=127.0.0.1:${port}`,
+        `--upstream=http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+        `--identity-file=${join(dir, 'id.yaml')}`,
+        '--region=eu-west-1',
+      ],
+      {},
+    );
+    let install: () => void = () => {};
+    const installed = new Promise<void>((r) => (install = r));
+    const starting = serve(cfg, {
+      logger: quiet,
+      startRules: async () => {
+        await installed;
+        return async () => {};
+      },
+    });
+    let r = { status: 0, body: '' };
+    for (let i = 0; i < 100 && r.status === 0; i++) {
+      r = await get(`http://127.0.0.1:${port}`, '/readyz').catch(() => r);
+      if (r.status === 0) await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(r).toEqual({ status: 503, body: 'not ready: interception rules not installed\n' });
+    install();
+    const s = await starting;
+    try {
+      expect(await get(s.addresses.metrics, '/readyz')).toEqual({ status: 200, body: 'ready\n' });
+    } finally {
+      await s.close();
+    }
+  });
+});
