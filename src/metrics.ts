@@ -33,7 +33,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     decisions: new Counter({
       name: 'imdsgate_decisions_total',
       help: 'Role decisions by outcome (allow|deny) and typed reason',
-      labelNames: ['outcome', 'reason', 'namespace'],
+      labelNames: ['outcome', 'reason', 'pod_namespace'],
       registers: r,
     }),
     tokensMinted: new Counter({

@@ -90,7 +90,7 @@ async function decide(deps: AppDeps, lookup: PodLookupResult, ctx: RequestContex
   const pod = lookup.kind === 'found' ? lookup.pod : undefined;
   const outcome = decision.allow ? 'allow' : 'deny';
   const reason = decision.allow ? decision.source : decision.reason;
-  deps.metrics.decisions.inc({ outcome, reason, namespace: pod?.namespace ?? '' });
+  deps.metrics.decisions.inc({ outcome, reason, pod_namespace: pod?.namespace ?? '' });
   ctx.decision = {
     ...(pod ? { namespace: pod.namespace, pod: pod.name, serviceAccount: pod.serviceAccount } : {}),
     ...(decision.allow ? { role: decision.roleArn } : { detail: decision.detail }),

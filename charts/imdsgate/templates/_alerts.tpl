@@ -1,7 +1,7 @@
 {{/*
 imdsgate.alertGroups are the Prometheus rule groups of the PrometheusRule (docs/observability.md).
 The test suite renders them and runs `promtool check rules` on them. Label "node" comes from the
-monitors' relabeling; "namespace" of imdsgate_decisions_total is the calling pod's (honorLabels).
+monitors' relabeling; "pod_namespace" of imdsgate_decisions_total is the calling pod's namespace.
 */}}
 {{- define "imdsgate.alertGroups" -}}
 {{- $sel := printf "namespace=%q, pod=~%q" .Release.Namespace (printf "%s-.*" (include "imdsgate.fullname" .)) -}}
