@@ -1,8 +1,8 @@
 // `imdsgate explain --namespace N --pod P`: the role decision for one pod and every input behind it,
 // read from the API server with the same rules the agent applies. Exit 0 allow, 1 deny, 2 usage error.
-import { CoreV1Api } from '@kubernetes/client-node';
+import type { V1Namespace, V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config.js';
-import { loadKubeConfig } from '../kube/client.js';
+import { kubeClientFor } from '../kube/client.js';
 import { keptAnnotations } from '../pods/index.js';
 import { explainRole, imdsv1For, type DecisionConfig } from '../roles/decide.js';
 
@@ -43,13 +43,22 @@ export async function run(
     err.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
     return 2;
   }
-  const api = loadKubeConfig(cfg.kubeconfig).makeApiClient(CoreV1Api);
-  const pod = await api.readNamespacedPod({ name: podName, namespace });
-  const saName = pod.spec?.serviceAccountName || 'default';
-  const [ns, sa] = await Promise.all([
-    api.readNamespace({ name: namespace }).catch(() => undefined),
-    api.readNamespacedServiceAccount({ name: saName, namespace }).catch(() => undefined),
-  ]);
+  const client = kubeClientFor(cfg.kubeconfig);
+  const nsPath = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
+  const read = <T>(path: string) => client.request<T>('GET', path);
+  let pod: V1Pod, ns: V1Namespace | undefined, sa: V1ServiceAccount | undefined, saName: string;
+  try {
+    pod = await read<V1Pod>(`${nsPath}/pods/${encodeURIComponent(podName)}`);
+    saName = pod.spec?.serviceAccountName || 'default';
+    [ns, sa] = await Promise.all([
+      read<V1Namespace>(nsPath).catch(() => undefined),
+      read<V1ServiceAccount>(`${nsPath}/serviceaccounts/${encodeURIComponent(saName)}`).catch(
+        () => undefined,
+      ),
+    ]);
+  } finally {
+    await client.close();
+  }
   const config: DecisionConfig = {
     ...(cfg.baseRoleArn !== undefined ? { baseRoleArn: cfg.baseRoleArn } : {}),
     ...(cfg.defaultRole !== undefined ? { defaultRole: cfg.defaultRole } : {}),

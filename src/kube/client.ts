@@ -1,10 +1,13 @@
-// One place that turns configuration into a KubeConfig: a kubeconfig file when given (tests, `explain`
-// from a workstation), the pod's own service account otherwise (the DaemonSet).
-import { KubeConfig } from '@kubernetes/client-node';
+// One place that turns configuration into a Kubernetes client: a kubeconfig file when given (tests,
+// `explain` from a workstation), the pod's own service account otherwise (the DaemonSet).
+import { fromCluster, fromKubeconfigFile } from './kubeconfig.js';
+import { createKubeClient, type KubeClient } from './rest.js';
 
-export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (kubeconfig !== undefined) kc.loadFromFile(kubeconfig);
-  else kc.loadFromCluster();
-  return kc;
+export type { KubeClient } from './rest.js';
+
+export function kubeClientFor(kubeconfig: string | undefined): KubeClient {
+  return createKubeClient(kubeconfig !== undefined ? fromKubeconfigFile(kubeconfig) : fromCluster());
 }
+
+/** The name serve.ts imports (it once returned client-node's KubeConfig); same as kubeClientFor. */
+export const loadKubeConfig = kubeClientFor;

@@ -1,10 +1,27 @@
 // Denials become Kubernetes Events on the pod, so `kubectl describe pod` says why it got no credentials
 // (kiam's KiamRoleForbidden did the same). At most one Event per pod, reason and interval: a pod retrying
 // in a loop must not flood the API server. Only `create` on events is needed.
-import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock, PodIdentity } from '../pods/types.js';
+import type { KubeClient } from './rest.js';
+
+/** A core/v1 Event as sent on the wire (timestamps as RFC 3339 strings). */
+export interface EventBody {
+  readonly apiVersion: 'v1';
+  readonly kind: 'Event';
+  readonly metadata: { generateName: string; namespace: string };
+  readonly involvedObject: { apiVersion: 'v1'; kind: 'Pod'; name: string; namespace: string; uid: string };
+  readonly reason: string;
+  readonly message: string;
+  readonly type: 'Warning';
+  readonly source: { component: string; host: string };
+  readonly reportingComponent: string;
+  readonly reportingInstance: string;
+  readonly firstTimestamp: string;
+  readonly lastTimestamp: string;
+  readonly count: number;
+}
 
 export interface DenialEvents {
   denied(pod: PodIdentity, reason: string, detail: string): void;
@@ -17,15 +34,17 @@ export interface DenialEventOptions {
   readonly nodeName: string;
   readonly intervalMs?: number;
   /** Tests inject the create call; production posts to the API server. */
-  readonly create?: (namespace: string, body: CoreV1Event) => Promise<unknown>;
+  readonly create?: (namespace: string, body: EventBody) => Promise<unknown>;
 }
 
-export function createDenialEvents(kc: KubeConfig | undefined, o: DenialEventOptions): DenialEvents {
+export function createDenialEvents(client: KubeClient | undefined, o: DenialEventOptions): DenialEvents {
   const interval = o.intervalMs ?? 300_000;
   const lastSent = new Map<string, number>();
-  const api = kc?.makeApiClient(CoreV1Api);
-  const create =
-    o.create ?? ((namespace: string, body: CoreV1Event) => api!.createNamespacedEvent({ namespace, body }));
+  const post = (namespace: string, body: EventBody) => {
+    if (client === undefined) return Promise.reject(new Error('no Kubernetes client'));
+    return client.request('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body });
+  };
+  const create = o.create ?? post;
 
   function prune(now: number) {
     if (lastSent.size < 5000) return;
@@ -43,8 +62,11 @@ export function createDenialEvents(kc: KubeConfig | undefined, o: DenialEventOpt
       }
       prune(now);
       lastSent.set(key, now);
-      const at = new Date(now);
-      const body: CoreV1Event = {
+      // metav1.Time is RFC 3339 at second precision.
+      const at = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
+      const body: EventBody = {
+        apiVersion: 'v1',
+        kind: 'Event',
         metadata: { generateName: `${pod.name}.imdsgate-`, namespace: pod.namespace },
         involvedObject: {
           apiVersion: 'v1',

@@ -2,7 +2,6 @@
 // namespace and service-account views, the pure role decision, denial Events, and the credential cache
 // kept in step with the live pods (prefetch when a pod appears or its role changes, drop when no live pod
 // needs a session any more).
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config.js';
 import type { CredentialCache } from '../credentials/cache.js';
 import type { CredentialIssuer, CredentialRequest } from '../credentials/types.js';
@@ -12,8 +11,9 @@ import { startPodWatcher, type PodWatcher } from '../pods/watcher.js';
 import type { Clock, PodIdentity, PodLookup } from '../pods/types.js';
 import { decideRole, imdsv1For, type DecisionConfig, type DecisionInput } from '../roles/decide.js';
 import type { Imdsv1Policy, RoleDecision, RoleResolver } from '../roles/types.js';
-import { loadKubeConfig } from './client.js';
+import { kubeClientFor } from './client.js';
 import { createDenialEvents } from './events.js';
+import type { KubeClient } from './rest.js';
 import { startNamespaceView, startServiceAccountView } from './views.js';
 
 export interface KubeIdentityDeps {
@@ -22,7 +22,8 @@ export interface KubeIdentityDeps {
   readonly clock: Clock;
   /** The credential cache (prefetch/retain are used when it has them). */
   readonly credentialIssuer?: CredentialIssuer;
-  readonly kubeConfig?: KubeConfig;
+  /** A client of the caller's; otherwise one is made from --kubeconfig (or in-cluster) and closed on stop. */
+  readonly kubeClient?: KubeClient;
   /** Source of the account for bare role names when --base-role-arn is unset. */
   readonly upstream?: { identityDocument(): Promise<{ accountId: string; region: string }> };
 }
@@ -69,7 +70,7 @@ const isCache = (i: CredentialIssuer | undefined): i is CredentialCache =>
 
 export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promise<KubeIdentity> {
   if (cfg.nodeName === undefined) throw new Error('--node-name is required for the Kubernetes pod watch');
-  const kc = d.kubeConfig ?? loadKubeConfig(cfg.kubeconfig);
+  const client = d.kubeClient ?? kubeClientFor(cfg.kubeconfig);
   const baseRoleArn = await discoverBase(cfg, d);
   const config: DecisionConfig = {
     ...(baseRoleArn !== undefined ? { baseRoleArn } : {}),
@@ -79,17 +80,17 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
     namespaceRestrictionFormat: cfg.namespaceRestrictionFormat,
   };
   const { logger, metrics, clock } = d;
-  const namespaces = startNamespaceView(kc, logger);
-  const serviceAccounts = startServiceAccountView(kc, logger);
+  const namespaces = startNamespaceView(client, logger);
+  const serviceAccounts = startServiceAccountView(client, logger);
   const watcher = startPodWatcher({
-    kc,
+    client,
     nodeName: cfg.nodeName,
     unknownPodWaitMs: cfg.unknownPodWaitMs,
     clock,
     metrics,
     logger,
   });
-  const events = createDenialEvents(kc, { clock, metrics, logger, nodeName: cfg.nodeName });
+  const events = createDenialEvents(client, { clock, metrics, logger, nodeName: cfg.nodeName });
   const viewsReady = () => namespaces.isReady() && serviceAccounts.isReady();
   const synced = Promise.all([namespaces.synced, serviceAccounts.synced, watcher.synced]).then(
     () => undefined,
@@ -139,6 +140,7 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
       namespaces.stop();
       serviceAccounts.stop();
       sync.stop();
+      if (d.kubeClient === undefined) void client.close();
     },
   };
 }

@@ -1,23 +1,17 @@
-// A list+watch loop that does not give up. @kubernetes/client-node 1.4's ListWatch stops on the first
-// non-410 error and has no backoff (shared/docs/style-anchors.md §4), so the loop is ours:
+// A list+watch loop that does not give up (client-node 1.4's ListWatch stopped on the first non-410
+// error and had no backoff; shared/docs/style-anchors.md §4):
 //   list (full view, resourceVersion) → watch from that version → on a clean end, watch again from the
-//   last version seen → on 410 Gone, relist → on any error (API server restart, network drop), back off
-//   exponentially and relist. Bookmarks keep the version fresh so re-watches rarely hit 410.
-import type { KubeConfig } from '@kubernetes/client-node';
-import { Watch } from '@kubernetes/client-node';
+//   last version seen → on 410 Gone, relist → on any error (API server restart, network drop, a dead
+//   stream, a malformed line), back off exponentially and relist. Bookmarks keep the version fresh so
+//   re-watches rarely hit 410.
 import type { Logger } from '../logger.js';
-
-export interface Listed<T> {
-  readonly items: readonly T[];
-  readonly resourceVersion: string;
-}
+import { KubeApiError, type KubeClient } from './rest.js';
 
 export interface ListWatchOptions<T> {
-  readonly kc: KubeConfig;
-  /** Collection path for the watch, e.g. /api/v1/pods. */
+  readonly client: KubeClient;
+  /** Collection path, e.g. /api/v1/pods. */
   readonly path: string;
   readonly fieldSelector?: string;
-  readonly list: () => Promise<Listed<T>>;
   /** A full list replaced the view. */
   readonly onList: (items: readonly T[]) => void;
   readonly onEvent: (type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T) => void;
@@ -27,8 +21,10 @@ export interface ListWatchOptions<T> {
   readonly logger: Logger;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
-  /** The API server ends each watch after this long; bounds how long a silently dead stream can hang. */
+  /** The API server ends each watch after this long. */
   readonly watchTimeoutSeconds?: number;
+  /** Silence after which a stream counts as dead (bookmarks arrive about once a minute). */
+  readonly idleTimeoutMs?: number;
   readonly listTimeoutMs?: number;
 }
 
@@ -39,14 +35,20 @@ export interface ListWatchHandle {
 }
 
 type WatchEnd = { kind: 'gone' } | { kind: 'closed'; rv: string } | { kind: 'error'; err: unknown };
+type Meta = { metadata?: { resourceVersion?: string } };
+type Status = { code?: number; reason?: string; message?: string };
+
+const isGone = (s: Status) => s.code === 410 || s.reason === 'Expired' || s.reason === 'Gone';
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(t);
+      signal.removeEventListener('abort', done);
       resolve();
-    });
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -57,56 +59,52 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function startListWatch<T extends { metadata?: { resourceVersion?: string } }>(
-  o: ListWatchOptions<T>,
-): ListWatchHandle {
+export function startListWatch<T extends Meta>(o: ListWatchOptions<T>): ListWatchHandle {
   const stopper = new AbortController();
-  const watch = new Watch(o.kc);
+  const timeoutSeconds = o.watchTimeoutSeconds ?? 300;
+  const idleTimeoutMs = o.idleTimeoutMs ?? (timeoutSeconds + 30) * 1000;
   let current: AbortController | undefined;
   let markSynced: () => void = () => undefined;
   const synced = new Promise<void>((r) => (markSynced = r));
   const initial = o.backoffInitialMs ?? 250;
   const max = o.backoffMaxMs ?? 10_000;
 
-  function watchOnce(rv: string): Promise<WatchEnd> {
-    return new Promise<WatchEnd>((resolve) => {
-      let last = rv;
-      let gone = false;
-      const query = {
-        resourceVersion: rv,
-        allowWatchBookmarks: true,
-        timeoutSeconds: o.watchTimeoutSeconds ?? 300,
-        ...(o.fieldSelector !== undefined ? { fieldSelector: o.fieldSelector } : {}),
-      };
-      const onEvent = (type: string, obj: T & { code?: number }) => {
-        if (type === 'ERROR') {
-          gone = obj.code === 410;
-          current?.abort();
-          return;
-        }
-        last = obj.metadata?.resourceVersion ?? last;
-        o.onSync?.();
-        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') o.onEvent(type, obj);
-      };
-      const done = (err: unknown) => {
-        if (gone) resolve({ kind: 'gone' });
-        else if (err !== null && err !== undefined && !stopper.signal.aborted)
-          resolve({ kind: 'error', err });
-        else resolve({ kind: 'closed', rv: last });
-      };
-      watch.watch(o.path, query, onEvent, done).then(
-        (c) => {
-          current = c;
-          if (stopper.signal.aborted) c.abort();
-        },
-        (err: unknown) => resolve({ kind: 'error', err }),
-      );
-    });
+  async function watchOnce(rv: string): Promise<WatchEnd> {
+    const ctl = new AbortController();
+    current = ctl;
+    if (stopper.signal.aborted) ctl.abort();
+    let last = rv;
+    let end: WatchEnd | undefined;
+    const query = {
+      resourceVersion: rv,
+      allowWatchBookmarks: true,
+      timeoutSeconds,
+      ...(o.fieldSelector !== undefined ? { fieldSelector: o.fieldSelector } : {}),
+    };
+    const onEvent = ({ type, object }: { type: string; object: T }) => {
+      if (type === 'ERROR') {
+        const st = object as Status;
+        end = isGone(st)
+          ? { kind: 'gone' }
+          : { kind: 'error', err: new Error(`watch ERROR event: ${st.code ?? '?'} ${st.message ?? ''}`) };
+        ctl.abort();
+        return;
+      }
+      last = object.metadata?.resourceVersion ?? last;
+      o.onSync?.();
+      if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') o.onEvent(type, object);
+    };
+    try {
+      await o.client.watch<T>(o.path, query, onEvent, { signal: ctl.signal, idleTimeoutMs });
+    } catch (err) {
+      return err instanceof KubeApiError && err.code === 410 ? { kind: 'gone' } : { kind: 'error', err };
+    }
+    return end ?? { kind: 'closed', rv: last };
   }
 
   async function relist(): Promise<string> {
     const { items, resourceVersion } = await withTimeout(
-      o.list(),
+      o.client.list<T>(o.path, o.fieldSelector !== undefined ? { fieldSelector: o.fieldSelector } : {}),
       o.listTimeoutMs ?? 10_000,
       `list ${o.path}`,
     );
@@ -121,12 +119,13 @@ export function startListWatch<T extends { metadata?: { resourceVersion?: string
     while (!stopper.signal.aborted) {
       try {
         let rv = await relist();
-        failures = 0;
         for (;;) {
           const started = Date.now();
           const end = await watchOnce(rv);
           if (stopper.signal.aborted) return;
           if (end.kind === 'error') throw end.err;
+          // Reset only after a watch worked: a server that lists but cannot watch still backs off.
+          failures = 0;
           o.onRestart?.(end.kind);
           if (end.kind === 'gone') break;
           rv = end.rv;

@@ -2,10 +2,11 @@
 // takes effect on the next request (no TTL to wait out). Namespaces are few and all are kept (an unknown
 // namespace denies); of service accounts only those carrying an annotation we read are kept, so memory
 // follows the number of IAM-mapped service accounts, not the cluster size.
-import { CoreV1Api, type KubeConfig, type V1Namespace, type V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1Namespace, V1ServiceAccount } from '@kubernetes/client-node';
 import type { Logger } from '../logger.js';
 import { keptAnnotations } from '../pods/index.js';
 import { startListWatch } from './list-watch.js';
+import type { KubeClient } from './rest.js';
 
 export interface Annotated {
   readonly annotations: Readonly<Record<string, string>>;
@@ -24,10 +25,9 @@ export interface AnnotationView {
 type Obj = V1Namespace | V1ServiceAccount;
 
 function startView(
-  kc: KubeConfig,
+  client: KubeClient,
   logger: Logger,
   kind: 'namespaces' | 'serviceaccounts',
-  list: () => Promise<{ items: Obj[]; metadata?: { resourceVersion?: string } }>,
 ): AnnotationView {
   const store = new Map<string, Annotated>();
   const listeners = new Set<(ns: string, name?: string) => void>();
@@ -54,13 +54,9 @@ function startView(
   };
 
   const handle = startListWatch<Obj>({
-    kc,
+    client,
     path: `/api/v1/${kind}`,
     logger,
-    list: async () => {
-      const res = await list();
-      return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? '' };
-    },
     onList: (items) => {
       const seen = new Set(items.map(keyOf));
       for (const key of [...store.keys()]) {
@@ -87,12 +83,10 @@ function startView(
   };
 }
 
-export function startNamespaceView(kc: KubeConfig, logger: Logger): AnnotationView {
-  const api = kc.makeApiClient(CoreV1Api);
-  return startView(kc, logger, 'namespaces', () => api.listNamespace());
+export function startNamespaceView(client: KubeClient, logger: Logger): AnnotationView {
+  return startView(client, logger, 'namespaces');
 }
 
-export function startServiceAccountView(kc: KubeConfig, logger: Logger): AnnotationView {
-  const api = kc.makeApiClient(CoreV1Api);
-  return startView(kc, logger, 'serviceaccounts', () => api.listServiceAccountForAllNamespaces());
+export function startServiceAccountView(client: KubeClient, logger: Logger): AnnotationView {
+  return startView(client, logger, 'serviceaccounts');
 }

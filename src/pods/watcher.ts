@@ -2,15 +2,16 @@
 // proportional to this node's pods, not the cluster's; jtblin/kube2iam PR #108). An IP not yet known waits
 // a bounded time for the watch to deliver it, then fails closed (kube2iam#136, kiam#46: pods ask before
 // the agent has seen them).
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { startListWatch, type ListWatchHandle } from '../kube/list-watch.js';
+import type { KubeClient } from '../kube/rest.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { PodIndex, canonicalIp, type IndexChange, type IndexedPod } from './index.js';
 import type { Clock, PodLookup, PodLookupResult } from './types.js';
 
 export interface PodWatcherOptions {
-  readonly kc: KubeConfig;
+  readonly client: KubeClient;
   readonly nodeName: string;
   readonly unknownPodWaitMs: number;
   readonly clock: Clock;
@@ -35,7 +36,6 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   const waiters = new Map<string, Set<() => void>>();
   let ready = false;
   let lastSync = 0;
-  const api = o.kc.makeApiClient(CoreV1Api);
   const fieldSelector = `spec.nodeName=${o.nodeName}`;
 
   const emit = (c: IndexChange) => {
@@ -58,16 +58,12 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   const gauge = () => o.metrics.podsKnown.set(index.size);
 
   const handle: ListWatchHandle = startListWatch<V1Pod>({
-    kc: o.kc,
+    client: o.client,
     path: '/api/v1/pods',
     fieldSelector,
     logger: o.logger,
     ...(o.backoffInitialMs !== undefined ? { backoffInitialMs: o.backoffInitialMs } : {}),
     ...(o.backoffMaxMs !== undefined ? { backoffMaxMs: o.backoffMaxMs } : {}),
-    list: async () => {
-      const res = await api.listPodForAllNamespaces({ fieldSelector });
-      return { items: res.items, resourceVersion: res.metadata?.resourceVersion ?? '' };
-    },
     onList: (items) => {
       for (const c of index.replace(items)) emit(c);
       ready = true;

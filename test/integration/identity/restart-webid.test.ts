@@ -3,7 +3,7 @@
 // AssumeRoleWithWebIdentity at moto.
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadKubeConfig } from '../../../src/kube/client.js';
+import { kubeClientFor } from '../../../src/kube/client.js';
 import { createTokenSource } from '../../../src/kube/token.js';
 import { createWebIdentityIssuer } from '../../../src/credentials/web-identity.js';
 import { startPodWatcher } from '../../../src/pods/watcher.js';
@@ -32,9 +32,9 @@ describe('pod watch across an API server restart', () => {
     await ensureNamespace(NS);
     const api = await startPrivateApiserver();
     const d = deps();
-    const kc = loadKubeConfig(await agentKubeconfig('imdsgate-agent-restart', AGENT_RULES, api.server));
+    const kc = kubeClientFor(await agentKubeconfig('imdsgate-agent-restart', AGENT_RULES, api.server));
     const w = startPodWatcher({
-      kc,
+      client: kc,
       nodeName: NODE,
       unknownPodWaitMs: 0,
       clock: Date.now,
@@ -64,6 +64,7 @@ describe('pod watch across an API server restart', () => {
       expect(await d.metric('imdsgate_pod_watch_restarts_total', { cause: 'error' })).toBeGreaterThan(0);
     } finally {
       w.stop();
+      await kc.close();
       await api.stop();
     }
   }, 150_000);
@@ -74,7 +75,7 @@ describe('web identity end to end', () => {
     await ensureNamespace(NS);
     const pod = await createPod({ namespace: NS, name: 'wi', nodeName: NODE, ips: [`169.254.${octet}.3`] });
     const d = deps();
-    const kc = loadKubeConfig(await agentKubeconfig('imdsgate-agent-webid', WEB_IDENTITY_RULES));
+    const kc = kubeClientFor(await agentKubeconfig('imdsgate-agent-webid', WEB_IDENTITY_RULES));
     const tokens = createTokenSource(kc, 'sts.amazonaws.com');
     let seenToken = '';
     const issuer = createWebIdentityIssuer({
@@ -112,7 +113,7 @@ describe('web identity end to end', () => {
 
   it('without serviceaccounts/token create the pod gets CREDENTIALS_UNAVAILABLE', async () => {
     const d = deps();
-    const kc = loadKubeConfig(await agentKubeconfig('imdsgate-agent-notoken', AGENT_RULES));
+    const kc = kubeClientFor(await agentKubeconfig('imdsgate-agent-notoken', AGENT_RULES));
     const issuer = createWebIdentityIssuer({
       region: 'us-east-1',
       endpoint: envState().sts.endpoint,
