@@ -1,0 +1,268 @@
+// The REST client against a scripted HTTP server on loopback (the real API server is exercised in
+// test/integration/identity): JSON-lines framing, error mapping, token re-read, paging, dead streams.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { TokenProvider } from '../../../src/kube/kubeconfig.js';
+import {
+  KubeApiError,
+  WatchStreamError,
+  createKubeClient,
+  type KubeClient,
+  type WatchEvent,
+} from '../../../src/kube/rest.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+let server: Server | undefined;
+let client: KubeClient | undefined;
+afterEach(async () => {
+  await client?.close();
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+  server = client = undefined;
+});
+
+async function serve(
+  handler: Handler,
+  o: { prefix?: string; token?: TokenProvider; timeoutMs?: number } = {},
+) {
+  server = createServer(handler);
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  client = createKubeClient(
+    {
+      server: `http://127.0.0.1:${port}${o.prefix ?? ''}`,
+      insecureSkipTlsVerify: false,
+      source: 'test',
+      ...(o.token ? { token: o.token } : {}),
+    },
+    { pageSize: 2, ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) },
+  );
+  return client;
+}
+
+const ev = (type: string, name: string, rv = '1') =>
+  JSON.stringify({ type, object: { metadata: { name, resourceVersion: rv } } });
+const names = (events: WatchEvent<{ metadata: { name: string } }>[]) =>
+  events.map((e) => `${e.type}:${e.object.metadata.name}`);
+
+/** Writes `chunks` with a pause between them so they arrive as separate reads. */
+const stream =
+  (chunks: (string | Buffer)[], end = true): Handler =>
+  (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    void (async () => {
+      for (const c of chunks) {
+        res.write(c);
+        await new Promise((r) => setTimeout(r, 15));
+      }
+      if (end) res.end();
+    })();
+  };
+
+describe('watch', () => {
+  it('reassembles lines split anywhere, also inside a UTF-8 character; skips blank lines', async () => {
+    const line1 = ev('ADDED', 'pöd-ü');
+    const bytes = Buffer.from(
+      `${line1}\n\n${ev('MODIFIED', 'b')}\n${ev('BOOKMARK', '')}\n${ev('DELETED', 'c')}`,
+    );
+    const cut = Buffer.from(line1).indexOf(Buffer.from('ü')) + 1; // between the two bytes of ü
+    const c = await serve(
+      stream([
+        bytes.subarray(0, 5),
+        bytes.subarray(5, cut),
+        bytes.subarray(cut, cut + 90),
+        bytes.subarray(cut + 90),
+      ]),
+    );
+    const got: WatchEvent<{ metadata: { name: string } }>[] = [];
+    await c.watch('/api/v1/pods', { resourceVersion: '5' }, (e) => got.push(e as (typeof got)[number]));
+    expect(names(got)).toEqual(['ADDED:pöd-ü', 'MODIFIED:b', 'BOOKMARK:', 'DELETED:c']);
+  });
+
+  it('sends watch=true with the query', async () => {
+    let url = '';
+    const c = await serve((req, res) => {
+      url = req.url ?? '';
+      res.end();
+    });
+    await c.watch(
+      '/api/v1/pods',
+      { fieldSelector: 'spec.nodeName=n1', resourceVersion: '7' },
+      () => undefined,
+    );
+    expect(url).toBe('/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&resourceVersion=7&watch=true');
+  });
+
+  it.each([
+    ['a malformed line', `${ev('ADDED', 'a')}\n{"type":"ADDED","obj`, /malformed watch line/],
+    ['a line that is not an event', `${JSON.stringify({ kind: 'Status' })}\n`, /not a watch event/],
+    ['an unknown event type', `${JSON.stringify({ type: 'RENAMED', object: {} })}\n`, /not a watch event/],
+  ])('rejects %s with WatchStreamError', async (_n, body, msg) => {
+    const c = await serve(stream([body]));
+    const p = c.watch('/api/v1/pods', {}, () => undefined);
+    await expect(p).rejects.toBeInstanceOf(WatchStreamError);
+    await expect(p).rejects.toThrow(msg);
+  });
+
+  it('a dropped connection mid-stream rejects, naming the path', async () => {
+    const c = await serve((_req, res) => {
+      res.writeHead(200);
+      res.write(`${ev('ADDED', 'a')}\n{"type":`);
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const got: unknown[] = [];
+    await expect(c.watch('/api/v1/pods', {}, (e) => got.push(e))).rejects.toThrow(/WATCH \/api\/v1\/pods/);
+    expect(got).toHaveLength(1);
+  });
+
+  it('a silent stream counts as dead after the idle timeout', async () => {
+    const c = await serve(stream([`${ev('ADDED', 'a')}\n`], false));
+    const t0 = Date.now();
+    await expect(c.watch('/api/v1/pods', {}, () => undefined, { idleTimeoutMs: 300 })).rejects.toThrow(
+      /WATCH .*timeout/i,
+    );
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('aborting resolves quietly and delivers no later line of the same chunk', async () => {
+    const c = await serve(stream([`${ev('ERROR', 'x')}\n${ev('ADDED', 'after')}\n`], false));
+    const ctl = new AbortController();
+    const got: string[] = [];
+    await c.watch(
+      '/api/v1/pods',
+      {},
+      (e) => {
+        got.push(e.type);
+        ctl.abort();
+      },
+      { signal: ctl.signal },
+    );
+    expect(got).toEqual(['ERROR']);
+  });
+
+  it('an HTTP error status (410 Gone) is a KubeApiError with its code', async () => {
+    const c = await serve((_req, res) => {
+      res.writeHead(410, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({ kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' }),
+      );
+    });
+    await expect(c.watch('/api/v1/pods', {}, () => undefined)).rejects.toMatchObject({
+      code: 410,
+      reason: 'Expired',
+      message: expect.stringContaining('too old resource version') as string,
+    });
+  });
+});
+
+describe('request', () => {
+  it('maps a Status body to KubeApiError (403), and a non-JSON error body to its code', async () => {
+    const c = await serve((req, res) => {
+      if (req.url === '/api/v1/secrets') {
+        res.writeHead(403, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ kind: 'Status', reason: 'Forbidden', message: 'secrets is forbidden' }));
+      } else {
+        res.writeHead(502);
+        res.end('<html>bad gateway</html>');
+      }
+    });
+    const e403 = await c.request('GET', '/api/v1/secrets').catch((e: unknown) => e);
+    expect(e403).toBeInstanceOf(KubeApiError);
+    expect(e403).toMatchObject({ code: 403, reason: 'Forbidden' });
+    expect((e403 as Error).message).toBe('GET /api/v1/secrets: HTTP 403: secrets is forbidden');
+    await expect(c.request('GET', '/x')).rejects.toMatchObject({
+      code: 502,
+      message: expect.stringContaining('HTTP 502') as string,
+    });
+  });
+
+  it('a 200 that is not JSON is an error, an empty body is undefined', async () => {
+    const c = await serve((req, res) => res.end(req.url === '/empty' ? '' : 'not json'));
+    await expect(c.request('GET', '/x')).rejects.toThrow(/response is not JSON/);
+    expect(await c.request('GET', '/empty')).toBeUndefined();
+  });
+
+  it('sends the body as JSON with the given content type, under the server path prefix', async () => {
+    let seen: { url?: string; ct?: string; body: string; auth?: string } = { body: '' };
+    const c = await serve(
+      (req, res) => {
+        let body = '';
+        req.on('data', (d: Buffer) => (body += d.toString()));
+        req.on('end', () => {
+          seen = { url: req.url, ct: req.headers['content-type'], body, auth: req.headers.authorization };
+          res.end('{"ok":true}');
+        });
+      },
+      { prefix: '/k8s/clusters/c-1/', token: { get: () => 't0k', refresh: () => false } },
+    );
+    const ops = [{ op: 'remove', path: '/spec/taints/0' }];
+    expect(
+      await c.request('PATCH', '/api/v1/nodes/n', { body: ops, contentType: 'application/json-patch+json' }),
+    ).toEqual({ ok: true });
+    expect(seen).toEqual({
+      url: '/k8s/clusters/c-1/api/v1/nodes/n',
+      ct: 'application/json-patch+json',
+      body: JSON.stringify(ops),
+      auth: 'Bearer t0k',
+    });
+  });
+
+  it('on 401 re-reads a rotated token once and retries; an unchanged token fails at once', async () => {
+    const auths: string[] = [];
+    let current = 'old';
+    const token: TokenProvider = {
+      get: () => current,
+      refresh: () => {
+        const changed = current !== 'new';
+        current = 'new';
+        return changed;
+      },
+    };
+    const c = await serve(
+      (req, res) => {
+        auths.push(req.headers.authorization ?? '');
+        res.writeHead(req.headers.authorization === 'Bearer new' ? 200 : 401);
+        res.end(req.headers.authorization === 'Bearer new' ? '{}' : '{"message":"Unauthorized"}');
+      },
+      { token },
+    );
+    expect(await c.request('POST', '/api/v1/namespaces/a/events', { body: { a: 1 } })).toEqual({});
+    expect(auths).toEqual(['Bearer old', 'Bearer new']);
+    current = 'revoked';
+    token.refresh = () => false;
+    await expect(c.request('GET', '/x')).rejects.toMatchObject({ code: 401 });
+    expect(auths).toHaveLength(3);
+  });
+
+  it('a refused connection names the method and path', async () => {
+    const c = await serve((_q, r) => r.end());
+    server?.close();
+    server?.closeAllConnections();
+    await expect(c.request('GET', '/api/v1/nodes/n')).rejects.toThrow(
+      /^GET \/api\/v1\/nodes\/n: .*ECONNREFUSED/,
+    );
+  });
+});
+
+describe('list', () => {
+  it('follows continue tokens and returns the resourceVersion with all items', async () => {
+    const urls: string[] = [];
+    const c = await serve((req, res) => {
+      urls.push(req.url ?? '');
+      const page2 = req.url?.includes('continue=') === true;
+      res.end(
+        JSON.stringify({
+          metadata: { resourceVersion: '42', ...(page2 ? {} : { continue: 'tok/1' }) },
+          items: page2 ? [{ n: 3 }] : [{ n: 1 }, { n: 2 }],
+        }),
+      );
+    });
+    const r = await c.list('/api/v1/pods', { fieldSelector: 'spec.nodeName=a' });
+    expect(r).toEqual({ items: [{ n: 1 }, { n: 2 }, { n: 3 }], resourceVersion: '42' });
+    expect(urls).toEqual([
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Da&limit=2',
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Da&limit=2&continue=tok%2F1',
+    ]);
+  });
+});
