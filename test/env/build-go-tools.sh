@@ -73,12 +73,14 @@ imds_client() {
   stamp=$stamp-$(sha256sum "$here/goimds/main.go" | cut -c1-12)
   rm -f "$CACHE/build/goimds-$stamp" 2>/dev/null || true
   if [ -x "$BIN/goimds" ] && [ -f "$BIN/.goimds.$stamp" ]; then log "goimds $stamp: cached"; return; fi
+  local start=$SECONDS
   log "goimds: resolving modules"
   (cd "$dir" && go get "github.com/aws/aws-sdk-go-v2/feature/ec2/imds@$AWS_SDK_GO_V2_IMDS_VERSION" \
     "github.com/aws/aws-sdk-go-v2/config@$AWS_SDK_GO_V2_CONFIG_VERSION" >/dev/null && go mod tidy >/dev/null)
   log "goimds: compiling"
   (cd "$dir" && go build -trimpath -o "$BIN/goimds.tmp" .)
   mv "$BIN/goimds.tmp" "$BIN/goimds"; rm -f "$BIN"/.goimds.*; touch "$BIN/.goimds.$stamp"
+  log "goimds: built in $((SECONDS - start))s"
 }
 
 want=${*:-kube etcd helm aemm goimds}
