@@ -11,22 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-if [ "$(id -u)" != 0 ]; then
-  echo "demo: run as root (it creates network namespaces and iptables rules inside them)" >&2
-  exit 1
-fi
-for tool in node npm ip iptables-nft iptables-legacy conntrack curl go python3; do
-  command -v "$tool" >/dev/null || { echo "demo: missing $tool (bash .ci/run installs the prerequisites)" >&2; exit 1; }
-done
-
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-[ -d node_modules ] || { say "installing npm dependencies"; npm ci --no-audit --no-fund; }
-
-# `up` is idempotent (fast when already up). The environment is shared with test runs, so the demo never
-# stops it: `npm run testenv:down` does.
-say "test environment (the first run builds kube-apiserver, etcd and AEMM; several minutes)"
-npm run --silent testenv:up
+# Everything a fresh machine lacks (Debian packages, npm ci) and the real test environment: the first
+# run builds kube-apiserver, etcd and AEMM (several minutes, with progress); later runs take seconds.
+# The environment is shared with test runs, so the demo never stops it: `npm run testenv:down` does.
+say "set-up: packages, npm dependencies, test environment"
+bash scripts/setup.sh
 trap 'exit 130' INT TERM
 
 say "building imdsgate"
