@@ -12,6 +12,14 @@ const { createLogger } = await import(`${dist}/logger.js`);
 const { createAssumeRoleIssuer } = await import(`${dist}/credentials/sts.js`);
 const { createCredentialCache } = await import(`${dist}/credentials/cache.js`);
 const { startKubeIdentity } = await import(`${dist}/kube/identity.js`);
+// Where the memory goes (MB after GC): modules loaded, views synced, start-up prefetch done.
+const mb = (b) => Math.round(b / 1048576);
+const snapshot = () => {
+  globalThis.gc?.();
+  const m = process.memoryUsage();
+  return { rss: mb(m.rss), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed), external: mb(m.external) };
+};
+const stages = { imported: snapshot() };
 
 const cfg = loadConfig(JSON.parse(process.env.IMDSGATE_BENCH_ARGS), {});
 const metrics = createMetrics();
@@ -30,10 +38,18 @@ const cache = createCredentialCache(issuer, { clock: Date.now, metrics, logger }
 const identity = await startKubeIdentity(cfg, { logger, metrics, clock: Date.now, credentialIssuer: cache });
 await identity.synced;
 const readyMs = performance.now() - t0;
+stages.synced = snapshot();
 // Let the start-up prefetch of the node's pods finish before measuring memory.
 await new Promise((r) => setTimeout(r, 2000));
+stages.settled = snapshot();
 globalThis.gc?.();
-process.send({ type: 'ready', readyMs, rss: process.memoryUsage().rss, pods: await metrics.podsKnown.get() });
+process.send({
+  type: 'ready',
+  readyMs,
+  rss: process.memoryUsage().rss,
+  stages,
+  pods: await metrics.podsKnown.get(),
+});
 
 process.on('message', async (m) => {
   if (m.type === 'rss') {
@@ -44,11 +60,13 @@ process.on('message', async (m) => {
     const start = performance.now();
     try {
       const r = await identity.podLookup.byIp(m.ip);
+      // Until the pod is known: the watch event's delay (immediate requests wait for it).
+      const lookupMs = performance.now() - start;
       if (r.kind !== 'found') throw new Error(`lookup ${r.kind}`);
       const d = await identity.roleResolver.resolve(r.pod);
       if (!d.allow) throw new Error(`deny ${d.reason}`);
       await cache.issue({ pod: r.pod, roleArn: d.roleArn });
-      process.send({ type: 'creds', ms: performance.now() - start });
+      process.send({ type: 'creds', ms: performance.now() - start, lookupMs });
     } catch (err) {
       process.send({ type: 'creds', error: String(err) });
     }

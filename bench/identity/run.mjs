@@ -6,7 +6,7 @@
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 /* global fetch */
 import { performance } from 'node:perf_hooks';
@@ -22,6 +22,13 @@ const PODS = Number(process.env.BENCH_PODS ?? 10_000);
 const NODES = 100;
 const ON_AGENT = 110;
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
+// Memory: every variant is started RSS_RUNS times, round-robin (noise hits all alike); medians reported.
+const RSS_RUNS = Number(process.env.BENCH_RSS_RUNS ?? 5);
+// Optional: sources compiled before the client-node replacement, for a before/after in the same run.
+const BEFORE_DIST = process.env.BENCH_BEFORE_DIST;
+const FLAG_VARIANTS = (process.env.BENCH_V8_FLAGS ?? '--max-semi-space-size=1;--optimize-for-size')
+  .split(';')
+  .filter((f) => f !== '');
 const run = Math.random().toString(16).slice(2, 8);
 const NS = `bench-${run}`;
 const AGENT_NODE = `bench-${run}-node-0`;
@@ -179,7 +186,13 @@ async function seed(offset, count, includeAgent) {
   return (performance.now() - t0) / 1000;
 }
 
-function startAgent(dist, env) {
+/** "--flag NAME=value" → node flags and environment variables (e.g. MALLOC_ARENA_MAX=2). */
+const splitFlags = (flags) => ({
+  node: flags.filter((f) => !/^[A-Z_]+=/.test(f)),
+  env: Object.fromEntries(flags.filter((f) => /^[A-Z_]+=/.test(f)).map((f) => f.split('='))),
+});
+
+function startAgent(dist, env, flags = []) {
   const args = [
     '--node-name',
     AGENT_NODE,
@@ -189,9 +202,10 @@ function startAgent(dist, env) {
     'arn:aws:iam::123456789012:role/',
   ];
   const child = fork(join(ROOT, 'bench/identity/agent.mjs'), [], {
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...splitFlags(flags).node],
     env: {
       ...process.env,
+      ...splitFlags(flags).env,
       IMDSGATE_BENCH_DIST: dist,
       IMDSGATE_BENCH_ARGS: JSON.stringify(args),
       IMDSGATE_BENCH_STS: env.sts,
@@ -203,6 +217,114 @@ function startAgent(dist, env) {
       child.on('message', on);
     });
   return { child, next, ask: (m) => (child.send(m), next(m.type)) };
+}
+
+const median = (xs) => pct(xs, 50);
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+
+/**
+ * The whole agent as deployed: `imdsgate serve` (front door, metrics, STS issuer, Kubernetes identity)
+ * against AEMM as upstream, rules off. RSS read from /proc (no forced GC) 2 s after /readyz says 200.
+ */
+async function startServe(dist, env, flags = []) {
+  const [listen, metrics] = [await freePort(), await freePort()];
+  const t0 = performance.now();
+  const argv = [
+    `--listen=127.0.0.1:${listen}`,
+    `--metrics-listen=127.0.0.1:${metrics}`,
+    `--upstream=${env.aemm}`,
+    `--kubeconfig=${env.kubeconfig}`,
+    `--node-name=${AGENT_NODE}`,
+    `--sts-endpoint=${env.sts}`,
+    '--region=us-east-1',
+    '--base-role-arn=arn:aws:iam::123456789012:role/',
+    '--log-level=error',
+  ];
+  const code = `const { run } = await import(${JSON.stringify(`${dist}/commands/serve.js`)}); process.exitCode = await run(${JSON.stringify(argv)});`;
+  const { node, env: vars } = splitFlags(flags);
+  const child = spawn(process.execPath, [...node, '--no-warnings', '--input-type=module', '-e', code], {
+    env: { ...process.env, ...vars, IMDSGATE_MANAGE_RULES: 'false' },
+    stdio: 'ignore',
+  });
+  await waitFor(
+    'imdsgate serve /readyz',
+    () =>
+      fetch(`http://127.0.0.1:${metrics}/readyz`).then((r) => {
+        if (r.status !== 200) throw new Error(String(r.status));
+      }),
+    30_000,
+  );
+  const readyMs = performance.now() - t0;
+  await sleep(2000);
+  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) * 1024;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  return { readyMs, rss };
+}
+
+async function startAemm() {
+  const port = await freePort();
+  const home = mkdtempSync(join(tmpdir(), 'imdsgate-bench-aemm-'));
+  writeFileSync(join(home, 'aemm-config.json'), '{}');
+  const bin = join(state.binDir, 'ec2-metadata-mock');
+  const args = ['-n', '127.0.0.1', '-p', String(port), '-c', join(home, 'aemm-config.json')];
+  procs.push(spawn(bin, args, { stdio: 'ignore', env: { HOME: home, PATH: process.env.PATH } }));
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('AEMM', () =>
+    fetch(`${url}/latest/meta-data/`).then((r) => {
+      if (!r.ok) throw new Error();
+    }),
+  );
+  return url;
+}
+
+/** Ready time and RSS of each variant, started RSS_RUNS times round-robin; medians and all samples. */
+async function rssMatrix(dist, env) {
+  const variants = [
+    ...(BEFORE_DIST ? [{ name: 'identity child, client-node (before)', dist: BEFORE_DIST, flags: [] }] : []),
+    { name: 'identity child, undici client', dist, flags: [] },
+    ...FLAG_VARIANTS.map((f) => ({ name: `identity child, undici client, ${f}`, dist, flags: f.split(' ') })),
+    ...(BEFORE_DIST
+      ? [{ name: 'imdsgate serve, client-node (before)', dist: BEFORE_DIST, flags: [], serve: true }]
+      : []),
+    { name: 'imdsgate serve, undici client', dist, flags: [], serve: true },
+    ...FLAG_VARIANTS.map((f) => ({
+      name: `imdsgate serve, undici client, ${f}`,
+      dist,
+      flags: f.split(' '),
+      serve: true,
+    })),
+  ];
+  const samples = new Map(variants.map((v) => [v.name, { rss: [], ready: [], stages: undefined }]));
+  for (let r = 0; r < RSS_RUNS; r++) {
+    for (const v of variants) {
+      let res;
+      if (v.serve) res = await startServe(v.dist, env, v.flags);
+      else {
+        const a = startAgent(v.dist, env, v.flags);
+        res = await a.next('ready');
+        a.child.send({ type: 'stop' });
+        await new Promise((done) => a.child.once('exit', done));
+      }
+      samples.get(v.name).rss.push(res.rss / 1024 / 1024);
+      samples.get(v.name).stages ??= res.stages;
+      samples.get(v.name).ready.push(res.readyMs);
+    }
+  }
+  return Object.fromEntries(
+    [...samples].map(([name, s]) => [
+      name,
+      {
+        rssMedianMB: median(s.rss).toFixed(1),
+        readyMedianMs: Math.round(median(s.ready)),
+        rssMB: s.rss.map((x) => Number(x.toFixed(1))),
+        ...(s.stages ? { firstRunStagesMB: s.stages } : {}),
+      },
+    ]),
+  );
 }
 
 async function main() {
@@ -221,8 +343,14 @@ async function main() {
   await api.createNamespace({ body: { metadata: { name: NS } } });
   await api.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'default' } } });
   const out = { machine: '2 shared vCPU (noisy)', pods: PODS, nodes: NODES, onAgentNode: ON_AGENT };
+  out.loadAverageAtStart = load();
   try {
     out.seedSeconds = await seed(0, PODS, true);
+    env.aemm = await startAemm();
+    out.loadAverageBeforeMemory = load();
+    out.memory = await rssMatrix(dist, env);
+    out.loadAverageAfterMemory = load();
+    if (process.env.BENCH_MEMORY_ONLY === '1') return;
 
     const a = startAgent(dist, env);
     const ready = await a.next('ready');
@@ -243,6 +371,7 @@ async function main() {
     // container starts well after its sandbox got the IP): the prefetch has landed.
     const immediate = [];
     const delayed = [];
+    const lookupImmediate = [];
     const errors = [];
     for (let s = 0; s < 2 * SAMPLES; s++) {
       const k = 2 * PODS + s;
@@ -252,6 +381,7 @@ async function main() {
       const r = await b.ask({ type: 'creds', ip: ipOf(k) });
       if (r.error) errors.push(r.error);
       else (s % 2 === 1 ? delayed : immediate).push(r.ms);
+      if (!r.error && s % 2 === 0) lookupImmediate.push(r.lookupMs);
     }
     // Baseline in the same run: the same path without the cache, i.e. an STS round trip per request.
     const baseline = [];
@@ -263,15 +393,18 @@ async function main() {
       maxms: Math.max(...xs).toFixed(2),
     });
     out.firstCredsImmediate = summary(immediate);
+    // The part of an immediate request spent waiting for the watch event (IP set → pod known).
+    out.watchDelayImmediate = summary(lookupImmediate);
     out.firstCredsAfter100ms = summary(delayed);
     out.errors = errors.slice(0, 5);
     out.uncachedBaseline = { p50ms: pct(baseline, 50).toFixed(2), p99ms: pct(baseline, 99).toFixed(2) };
     out.ratioP50UncachedVsAfter100ms = (pct(baseline, 50) / pct(delayed, 50)).toFixed(1);
     b.child.send({ type: 'stop' });
+    out.loadAverageAtEnd = load();
   } finally {
     stopPrivateEnv(env);
+    console.log(JSON.stringify(out, null, 2));
   }
-  console.log(JSON.stringify(out, null, 2));
 }
 
 await main();
