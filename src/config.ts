@@ -304,6 +304,11 @@ function crossChecks(cfg: z.output<typeof schema>, command: string): string[] {
   if (needsIdentity && cfg.identityFile === undefined && cfg.nodeName === undefined) {
     out.push('--node-name / IMDSGATE_NODE_NAME is required unless --identity-file is given');
   }
+  if (cfg.startupTaint !== undefined && cfg.nodeName === undefined) {
+    out.push(
+      '--startup-taint needs --node-name / IMDSGATE_NODE_NAME (the agent removes it from its own node)',
+    );
+  }
   // AWS: role chaining (node instance-profile credentials assuming the pod role) caps sessions at 1 h.
   // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining
   if (cfg.credentialMode === 'assume-role' && cfg.sessionDurationSeconds > 3600) {

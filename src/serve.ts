@@ -100,6 +100,9 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
       cleanup.push(await (o.startRules ?? (() => startGuard(cfg, logger, metrics)))());
       rulesInPlace = true;
     }
+    // Node-boot guard: the taint comes off only once /readyz is green (rules in place, pods synced).
+    if (cfg.startupTaint !== undefined)
+      cleanup.push(await startTaintGuard(cfg, cfg.startupTaint, logger, notReady));
     return { addresses: { listen, metrics: metricsAddr }, notReady, close: closeAll };
   } catch (err) {
     await closeAll();
@@ -214,6 +217,25 @@ async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promis
     throw new Error('--manage-rules is set but the rule guard is not available');
   const guard = await mod.startRuleGuard(cfg, { logger, metrics });
   return () => guard.stop();
+}
+
+async function startTaintGuard(
+  cfg: Config,
+  key: string,
+  logger: Logger,
+  notReady: () => Promise<string[]>,
+): Promise<() => Promise<void>> {
+  if (cfg.nodeName === undefined) throw new Error('--startup-taint needs --node-name');
+  const [{ kubeClientFor }, { startStartupTaintGuard }] = await Promise.all([
+    import('./kube/client.js'),
+    import('./kube/startup-taint.js'),
+  ]);
+  const client = kubeClientFor(cfg.kubeconfig);
+  const guard = startStartupTaintGuard({ client, nodeName: cfg.nodeName, key, logger, notReady });
+  return async () => {
+    guard.stop();
+    await client.close();
+  };
 }
 
 /** A module another issue may not have delivered yet: undefined when absent, other errors propagate. */

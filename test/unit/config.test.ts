@@ -52,3 +52,12 @@ describe('session duration', () => {
     expect(loadConfig([...base, '--session-duration-seconds', '1800'], {}).sessionDurationSeconds).toBe(1800);
   });
 });
+
+describe('startup taint', () => {
+  it('needs the node name, even with an identity file', () => {
+    expect(() => loadConfig([...base, '--startup-taint', 'imdsgate.io/agent-not-ready'], {})).toThrow(
+      /--startup-taint needs --node-name/,
+    );
+    expect(loadConfig([...base, '--startup-taint', 'k', '--node-name', 'n'], {}).startupTaint).toBe('k');
+  });
+});

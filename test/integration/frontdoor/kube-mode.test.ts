@@ -5,7 +5,9 @@ import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  coreApi,
   createNamespace,
+  createNode,
   createPod,
   createServiceAccount,
   deleteNamespace,
@@ -25,11 +27,17 @@ let aemm: Aemm;
 let served: Served;
 let ns: string;
 const node = uniqueName('fd-node');
+const TAINT = 'imdsgate.io/agent-not-ready';
 
 beforeAll(async () => {
   const e = env();
   aemm = await startAemm();
   ns = await createNamespace();
+  // The node registers with the startup taint (node-boot guard) and another taint that must survive.
+  await createNode(node, [
+    { key: TAINT, effect: 'NoSchedule' },
+    { key: 'dedicated', value: 'gpu', effect: 'NoSchedule' },
+  ]);
   await createServiceAccount(ns, 'app', { 'eks.amazonaws.com/role-arn': ROLE_ARN });
   await createPod({
     namespace: ns,
@@ -48,6 +56,7 @@ beforeAll(async () => {
       `--kubeconfig=${e.kube.adminKubeconfig}`,
       `--node-name=${node}`,
       `--sts-endpoint=${e.sts.endpoint}`,
+      `--startup-taint=${TAINT}`,
     ],
     { IMDSGATE_MANAGE_RULES: 'false' },
   );
@@ -72,6 +81,15 @@ async function eventually(fn: () => Promise<boolean>, ms = 10_000): Promise<void
 describe('serve with the Kubernetes pod watch', () => {
   it('becomes ready once the watch has synced and the upstream session works', async () => {
     await eventually(async () => (await call(`${served.addresses.metrics}/readyz`)).status === 200);
+  });
+
+  it('removes its startup taint from its own node once ready, and only that taint', async () => {
+    const taints = async () =>
+      ((await coreApi().readNode({ name: node })).spec?.taints ?? []).map((t) => t.key);
+    await eventually(async () => !(await taints()).includes(TAINT));
+    // The API server's own admission adds node.kubernetes.io/not-ready; that and ours-but-other stay.
+    expect(await taints()).toContain('dedicated');
+    expect(await taints()).not.toContain(TAINT);
   });
 
   it('serves the service-account role to its pod and 404 to a pod without one (region from the identity document)', async () => {
