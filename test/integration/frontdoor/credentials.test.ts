@@ -210,7 +210,9 @@ describe('credential interception', () => {
     expect(m).toMatch(
       /imdsgate_decisions_total\{outcome="allow",reason="identity-file",pod_namespace="team-a"\} \d+/,
     );
-    expect(m).toMatch(/imdsgate_decisions_total\{outcome="deny",reason="no_role",pod_namespace="team-a"\} \d+/);
+    expect(m).toMatch(
+      /imdsgate_decisions_total\{outcome="deny",reason="no_role",pod_namespace="team-a"\} \d+/,
+    );
     expect(m).toMatch(/imdsgate_credential_cache_events_total\{event="hit"\} \d+/);
     expect(m).toMatch(/imdsgate_upstream_request_duration_seconds_count\{status_class="2xx"\} \d+/);
     expect(m).toMatch(/imdsgate_sts_requests_total\{api="AssumeRole",outcome="success"\} 1/);
