@@ -5,7 +5,7 @@ import { ImdsError } from '../errors.js';
 import { TEXT_PLAIN, accountOf, credentialsBody, iamInfoBody } from '../imds/format.js';
 import type { PathClass } from '../imds/paths.js';
 import type { Credentials } from '../credentials/types.js';
-import type { PodLookupResult } from '../pods/types.js';
+import type { PodIdentity, PodLookupResult } from '../pods/types.js';
 import type { RoleDecision } from '../roles/types.js';
 import type { RequestContext } from './pipeline.js';
 import type { Answer, AppDeps } from './types.js';
@@ -14,13 +14,13 @@ import type { Answer, AppDeps } from './types.js';
 export const MIN_SERVED_VALIDITY_MS = 1500 * 1000;
 
 export interface DecisionLog {
-  readonly namespace?: string;
-  readonly pod?: string;
-  readonly serviceAccount?: string;
-  readonly role?: string;
+  readonly namespace: string | undefined;
+  readonly pod: string | undefined;
+  readonly serviceAccount: string | undefined;
+  readonly role: string | undefined;
+  readonly detail: string | undefined;
   readonly outcome: 'allow' | 'deny';
   readonly decisionReason: string;
-  readonly detail?: string;
 }
 
 type IamClass = Extract<
@@ -69,35 +69,80 @@ async function credentials(
   }
   const accountId = extended ? (creds.accountId ?? accountOf(decision.roleArn)) : undefined;
   if (accountId !== undefined) return text(credentialsBody(creds, { accountId }));
-  // The cache hands out the same object until it refreshes: format it once.
-  let body = BODIES.get(creds);
-  if (body === undefined) BODIES.set(creds, (body = credentialsBody(creds)));
-  return text(body);
+  // The cache hands out the same object until it refreshes: format and encode it once.
+  let answer = ANSWERS.get(creds);
+  if (answer === undefined) ANSWERS.set(creds, (answer = text(Buffer.from(credentialsBody(creds)))));
+  return answer;
 }
 
-const BODIES = new WeakMap<Credentials, string>();
+const ANSWERS = new WeakMap<Credentials, Answer>();
 
 async function decide(deps: AppDeps, lookup: PodLookupResult, ctx: RequestContext): Promise<RoleDecision> {
   if (lookup.kind === 'conflict') deps.metrics.podIpConflicts.inc();
-  const decision: RoleDecision =
-    lookup.kind === 'found'
-      ? await deps.roleResolver.resolve(lookup.pod)
-      : {
-          allow: false,
-          reason: lookup.kind === 'conflict' ? 'pod_ip_conflict' : 'pod_unknown',
-          detail: 'no pod for the source address',
-        };
+  let decision: RoleDecision;
+  if (lookup.kind === 'found') {
+    const d = deps.roleResolver.resolve(lookup.pod);
+    // Resolvers answer synchronously from their view; awaiting a plain value would still cost a tick.
+    decision = d instanceof Promise ? await d : d;
+  } else {
+    decision = lookup.kind === 'conflict' ? CONFLICT : UNKNOWN;
+  }
   const pod = lookup.kind === 'found' ? lookup.pod : undefined;
-  const outcome = decision.allow ? 'allow' : 'deny';
-  const reason = decision.allow ? decision.source : decision.reason;
-  deps.metrics.decisions.inc({ outcome, reason, pod_namespace: pod?.namespace ?? '' });
-  ctx.decision = {
-    ...(pod ? { namespace: pod.namespace, pod: pod.name, serviceAccount: pod.serviceAccount } : {}),
-    ...(decision.allow ? { role: decision.roleArn } : { detail: decision.detail }),
-    outcome,
-    decisionReason: reason,
-  };
+  const log = decisionLog(pod, decision);
+  deps.metrics.decisions.inc({
+    outcome: log.outcome,
+    reason: log.decisionReason,
+    pod_namespace: pod?.namespace ?? '',
+  });
+  ctx.decision = log;
   return decision;
 }
 
-const text = (body: string): Answer => ({ status: 200, contentType: TEXT_PLAIN, body });
+const UNKNOWN: RoleDecision = {
+  allow: false,
+  reason: 'pod_unknown',
+  detail: 'no pod for the source address',
+};
+const CONFLICT: RoleDecision = {
+  allow: false,
+  reason: 'pod_ip_conflict',
+  detail: 'no pod for the source address',
+};
+
+/**
+ * The decision's log fields. While a pod's decision stays the same, the same object is handed out again,
+ * so the pipeline can keep one pino child per decision with these fields already serialised (a pod asks
+ * again and again; only path, status and latency change). Pod identities are immutable and replaced when
+ * the pod changes, so a WeakMap on them never serves a stale pod's fields.
+ */
+function decisionLog(pod: PodIdentity | undefined, decision: RoleDecision): DecisionLog {
+  const outcome = decision.allow ? 'allow' : 'deny';
+  const decisionReason = decision.allow ? decision.source : decision.reason;
+  const role = decision.allow ? decision.roleArn : undefined;
+  const detail = decision.allow ? undefined : decision.detail;
+  const last = pod === undefined ? undefined : LAST_LOG.get(pod);
+  if (
+    last !== undefined &&
+    last.outcome === outcome &&
+    last.decisionReason === decisionReason &&
+    last.role === role &&
+    last.detail === detail
+  ) {
+    return last;
+  }
+  const log: DecisionLog = {
+    namespace: pod?.namespace,
+    pod: pod?.name,
+    serviceAccount: pod?.serviceAccount,
+    role,
+    detail,
+    outcome,
+    decisionReason,
+  };
+  if (pod !== undefined) LAST_LOG.set(pod, log);
+  return log;
+}
+
+const LAST_LOG = new WeakMap<PodIdentity, DecisionLog>();
+
+const text = (body: string | Buffer): Answer => ({ status: 200, contentType: TEXT_PLAIN, body });

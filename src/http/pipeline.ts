@@ -4,10 +4,11 @@
 // sample and, for decisions, one log line.
 import { ImdsError } from '../errors.js';
 import { canonicalize, toWire } from '../imds/canonical.js';
-import { createPathPolicy, type PathClass } from '../imds/paths.js';
+import { createPathPolicy, type PathClass, type PathPolicy } from '../imds/paths.js';
 import { TOKEN_HEADER, TTL_HEADER, parseTtl, type TokenBinding } from '../imds/tokens.js';
 import type { PodLookupResult } from '../pods/types.js';
 import { errorAnswer } from './answers.js';
+import type { Logger } from '../logger.js';
 import { answerIam, type DecisionLog } from './iam.js';
 import type { Answer, AppDeps, PodRequest, RouteClass } from './types.js';
 
@@ -20,13 +21,15 @@ export interface RequestContext {
 
 export function createPipeline(deps: AppDeps) {
   const policy = createPathPolicy({ allow: deps.config.allowPath, deny: deps.config.denyPath });
+  const targets = createTargetMemo(policy);
+  const decisionLoggers = createDecisionLoggers(deps.logger);
 
   async function route(req: PodRequest, ctx: RequestContext): Promise<Answer> {
-    const canon = canonicalize(req.target);
-    if (!canon.ok) throw new ImdsError('PATH_NOT_CANONICAL', canon.reason);
-    ctx.path = canon.path;
-    const cls = policy.classify(canon.path);
-    ctx.route = routeOf(cls);
+    const t = targets.get(req.target);
+    if (!t.ok) throw new ImdsError('PATH_NOT_CANONICAL', t.reason);
+    ctx.path = t.path;
+    ctx.route = t.route;
+    const cls = t.cls;
     if (cls.kind === 'refused') throw new ImdsError('PATH_NOT_CANONICAL', cls.reason);
     if (cls.kind === 'token') return mintToken(req, cls.versioned);
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new ImdsError('METHOD_NOT_ALLOWED', req.method);
@@ -38,14 +41,14 @@ export function createPipeline(deps: AppDeps) {
       case 'forward':
       case 'version-listing':
         // HEAD goes upstream as GET; Node drops the body and the headers stay those of a GET (§13 #14).
-        return forward(canon.path);
+        return forward(t.wire);
       default:
         return answerIam(deps, cls, lookup, ctx);
     }
   }
 
-  async function forward(path: string): Promise<Answer> {
-    const res = await deps.upstream.forward('GET', toWire(path));
+  async function forward(wirePath: string): Promise<Answer> {
+    const res = await deps.upstream.forward('GET', wirePath);
     return {
       status: res.status,
       body: res.body,
@@ -98,8 +101,50 @@ export function createPipeline(deps: AppDeps) {
         ctx.reason = err instanceof ImdsError ? (err.detail ?? err.code) : 'internal';
         if (!(err instanceof ImdsError)) deps.logger.error({ err }, 'unexpected error answering a pod');
       }
-      record(deps, req, ctx, answer, (performance.now() - started) / 1000);
+      record(deps, decisionLoggers, req, ctx, answer, (performance.now() - started) / 1000);
       return answer;
+    },
+  };
+}
+
+type Target =
+  | { readonly ok: false; readonly reason: string }
+  | {
+      readonly ok: true;
+      readonly path: string;
+      readonly cls: PathClass;
+      readonly route: RouteClass;
+      readonly wire: string;
+    };
+
+/** Targets remembered at most, and only short ones; the memo is dropped whole when full. */
+const MAX_MEMO_TARGETS = 1024;
+const MAX_MEMO_TARGET_LENGTH = 256;
+
+/**
+ * canonicalize → classify → toWire, remembered per raw target. All three are pure functions of the
+ * target (and the policy, fixed for the pipeline's life), and pods ask for the same few paths again and
+ * again, so the memo changes no answer; it only skips re-deriving them (a tenth of a cached credential
+ * request's CPU). Bounded, so distinct targets from a hostile pod cannot grow it.
+ */
+function createTargetMemo(policy: PathPolicy) {
+  const memo = new Map<string, Target>();
+  const derive = (target: string): Target => {
+    const canon = canonicalize(target);
+    if (!canon.ok) return canon;
+    const cls = policy.classify(canon.path);
+    return { ok: true, path: canon.path, cls, route: routeOf(cls), wire: toWire(canon.path) };
+  };
+  return {
+    get(target: string): Target {
+      let t = memo.get(target);
+      if (t !== undefined) return t;
+      t = derive(target);
+      if (target.length <= MAX_MEMO_TARGET_LENGTH) {
+        if (memo.size >= MAX_MEMO_TARGETS) memo.clear();
+        memo.set(target, t);
+      }
+      return t;
     },
   };
 }
@@ -130,12 +175,21 @@ function routeOf(cls: PathClass): RouteClass {
   }
 }
 
-function record(deps: AppDeps, req: PodRequest, ctx: RequestContext, a: Answer, seconds: number): void {
+function record(
+  deps: AppDeps,
+  decisionLoggers: ReturnType<typeof createDecisionLoggers>,
+  req: PodRequest,
+  ctx: RequestContext,
+  a: Answer,
+  seconds: number,
+): void {
   const method = METHODS.has(req.method) ? req.method : 'OTHER';
-  deps.metrics.requests.inc({ route: ctx.route, method, status: String(a.status) });
+  deps.metrics.requests.inc({ route: ctx.route, method, status: STATUS[a.status] ?? String(a.status) });
   deps.metrics.requestDuration.observe({ route: ctx.route }, seconds);
-  const level = ctx.decision !== undefined ? 'info' : a.status >= 500 ? 'warn' : 'debug';
+  const d = ctx.decision;
+  const level = d !== undefined ? 'info' : a.status >= 500 ? 'warn' : 'debug';
   if (!deps.logger.isLevelEnabled(level)) return;
+  // A flat object of fixed shape (pino skips undefined values): cheaper than spreads.
   const line = {
     ip: req.sourceIp,
     method,
@@ -143,13 +197,31 @@ function record(deps: AppDeps, req: PodRequest, ctx: RequestContext, a: Answer, 
     route: ctx.route,
     status: a.status,
     latencyMs: Math.round(seconds * 1e6) / 1e3,
-    ...(ctx.reason !== undefined ? { reason: ctx.reason } : {}),
-    ...ctx.decision,
+    reason: ctx.reason,
   };
-  deps.logger[level](
-    line,
-    ctx.decision !== undefined ? 'decision' : a.status >= 500 ? 'request failed' : 'request',
-  );
+  if (d !== undefined) decisionLoggers.for(d).info(line, 'decision');
+  else deps.logger[level](line, a.status >= 500 ? 'request failed' : 'request');
 }
+
+/**
+ * One pino child per decision (DecisionLog objects are reused while a pod's decision is unchanged, see
+ * iam.ts), so a decision line serialises the pod, role and outcome fields once, not on every request.
+ * The line carries the same fields as before; the decision fields now come first.
+ */
+function createDecisionLoggers(logger: Logger) {
+  const children = new WeakMap<DecisionLog, Logger>();
+  return {
+    for(d: DecisionLog): Logger {
+      let child = children.get(d);
+      if (child === undefined) children.set(d, (child = logger.child({ ...d })));
+      return child;
+    },
+  };
+}
+
+/** Status label strings for the statuses the front door answers with, made once. */
+const STATUS: Record<number, string> = Object.fromEntries(
+  [200, 400, 401, 403, 404, 405, 413, 429, 431, 500, 502, 503, 504].map((s) => [s, String(s)]),
+);
 
 const METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createTokenService, parseTtl } from '../../../src/imds/tokens.js';
+import { MAX_VERIFIED_TOKENS, createTokenService, parseTtl } from '../../../src/imds/tokens.js';
 
 const key = Buffer.alloc(32, 7);
 const podA = { ip: '10.1.0.5', uid: 'uid-a', pod: 'ns/a' };
@@ -83,5 +83,53 @@ describe('token service', () => {
     const b = createTokenService({ clock: () => 0 });
     expect(b.verify(a.mint(podA, 60), podA).ok).toBe(false);
     expect(a.verify(a.mint(podA, 60), podA).ok).toBe(true);
+  });
+});
+
+// A token verified once is remembered (the HMAC runs once per token and binding); the memo must never
+// widen what a token is good for.
+describe('token service memo of verified tokens', () => {
+  it('still refuses a remembered token from another binding', () => {
+    const { tokens } = service();
+    const t = tokens.mint(podA, 300);
+    expect(tokens.verify(t, podA)).toEqual({ ok: true });
+    expect(tokens.verify(t, { ...podA, ip: '10.1.0.6' })).toEqual({ ok: false, reason: 'bad_signature' });
+    expect(tokens.verify(t, { ...podA, uid: 'uid-new' })).toEqual({ ok: false, reason: 'bad_signature' });
+    expect(tokens.verify(t, { ...podA, pod: 'ns/b' })).toEqual({ ok: false, reason: 'bad_signature' });
+    expect(tokens.verify(t, podA)).toEqual({ ok: true });
+  });
+
+  it('expires a remembered token at its TTL', () => {
+    const { tokens, advance } = service();
+    const t = tokens.mint(podA, 2);
+    expect(tokens.verify(t, podA)).toEqual({ ok: true });
+    advance(1999);
+    expect(tokens.verify(t, podA)).toEqual({ ok: true });
+    advance(1);
+    expect(tokens.verify(t, podA)).toEqual({ ok: false, reason: 'expired' });
+    expect(tokens.verify(t, podA)).toEqual({ ok: false, reason: 'expired' });
+  });
+
+  it('does not remember failures: an edited remembered token is checked in full', () => {
+    const { tokens } = service();
+    const t = tokens.mint(podA, 300);
+    expect(tokens.verify(t, podA)).toEqual({ ok: true });
+    const [v, exp, n, sig] = t.split('.') as [string, string, string, string];
+    expect(tokens.verify([v, String(Number(exp) + 1e9), n, sig].join('.'), podA)).toEqual({
+      ok: false,
+      reason: 'bad_signature',
+    });
+  });
+
+  it('stays bounded: tokens keep verifying after the memo is dropped', () => {
+    const { tokens } = service();
+    const all = Array.from({ length: MAX_VERIFIED_TOKENS + 10 }, (_, i) => ({
+      b: { ...podA, ip: `10.2.${i >> 8}.${i & 255}` },
+      t: '',
+    }));
+    for (const x of all) x.t = tokens.mint(x.b, 300);
+    for (const x of all) expect(tokens.verify(x.t, x.b).ok).toBe(true);
+    for (const x of all.slice(0, 20)) expect(tokens.verify(x.t, x.b).ok).toBe(true);
+    expect(tokens.verify(all[0]!.t, all[1]!.b)).toEqual({ ok: false, reason: 'bad_signature' });
   });
 });

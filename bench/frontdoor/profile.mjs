@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// Profiling helper for the front door (not a benchmark of record; run.mjs is). Builds the agent, starts
+// AEMM + moto + the agent pinned to core 1 with optional node flags (e.g. --cpu-prof), drives ONE
+// scenario with autocannon for a bounded time, prints CPU µs/request and RSS, and stops everything.
+//   node bench/frontdoor/profile.mjs creds|forward|token [seconds] [node flags...]
+// Env: PROFILE_DIR (where --cpu-prof writes, default /tmp/imdsgate-prof), BENCH_LOG_LEVEL (info).
+/* global URL, fetch, setTimeout */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const [scenario = 'creds', secs = '5', ...nodeFlags] = process.argv.slice(2);
+const ROLE = 'bench-role';
+const PATHS = {
+  creds: `/latest/meta-data/iam/security-credentials/${ROLE}`,
+  forward: '/latest/meta-data/instance-id',
+};
+const children = [];
+
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function waitFor(url, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} not ready`);
+}
+
+const cpuSeconds = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+
+async function main() {
+  const cache = process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/imdsgate-testenv');
+  const work = join(tmpdir(), `imdsgate-prof-${process.pid}`);
+  mkdirSync(work, { recursive: true });
+  execFileSync(
+    join(ROOT, 'node_modules/.bin/tsc'),
+    ['-p', 'tsconfig.build.json', '--outDir', join(work, 'dist')],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  );
+  writeFileSync(join(work, 'package.json'), readFileSync(join(ROOT, 'package.json')));
+  if (!existsSync(join(work, 'node_modules')))
+    symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'));
+  const ids = join(work, 'identity.yaml');
+  writeFileSync(
+    ids,
+    `pods: [{ ip: 127.0.0.1, namespace: bench, name: bench-0, serviceAccount: bench, roleArn: "arn:aws:iam::123456789012:role/${ROLE}" }]\n`,
+  );
+  const [aemmPort, motoPort, port, mport] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const aemm = `http://127.0.0.1:${aemmPort}`;
+  const spawnIt = (cmd, args, env) => {
+    const c = spawn(cmd, args, {
+      env,
+      stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'],
+      cwd: work,
+    });
+    children.push(c);
+    return c;
+  };
+  spawnIt(
+    'taskset',
+    ['-c', '0', join(cache, 'venv/bin/moto_server'), '-H', '127.0.0.1', '-p', String(motoPort)],
+    {
+      PATH: process.env.PATH,
+    },
+  );
+  spawnIt(
+    'taskset',
+    ['-c', '0', join(cache, 'bin/ec2-metadata-mock'), '-n', '127.0.0.1', '-p', String(aemmPort)],
+    {
+      HOME: work,
+      GOMAXPROCS: '1',
+      PATH: process.env.PATH,
+    },
+  );
+  await waitFor(`${aemm}/latest/meta-data/instance-id`);
+  await waitFor(`http://127.0.0.1:${motoPort}/moto-api/`);
+  const profDir = process.env.PROFILE_DIR ?? '/tmp/imdsgate-prof';
+  mkdirSync(profDir, { recursive: true });
+  const agent = spawnIt(
+    'taskset',
+    [
+      '-c',
+      '1',
+      process.execPath,
+      ...nodeFlags.map((f) => f.replace('{dir}', profDir)),
+      join(work, 'dist/main.js'),
+      'serve',
+      `--listen=127.0.0.1:${port}`,
+      `--metrics-listen=127.0.0.1:${mport}`,
+      `--upstream=${aemm}`,
+      `--identity-file=${ids}`,
+      `--sts-endpoint=http://127.0.0.1:${motoPort}`,
+      '--region=us-east-1',
+      `--log-level=${process.env.BENCH_LOG_LEVEL ?? 'info'}`,
+    ],
+    { ...process.env, IMDSGATE_MANAGE_RULES: 'false' },
+  );
+  await waitFor(`http://127.0.0.1:${mport}/readyz`);
+  const idle = rssMb(agent.pid);
+  const url = `http://127.0.0.1:${port}${PATHS[scenario] ?? PATHS.creds}`;
+  if ((await fetch(url)).status !== 200) throw new Error('warm-up failed');
+  // Warm-up so the JIT has settled, then the measured run.
+  await autocannon({ url, connections: 32, duration: 2 });
+  const before = cpuSeconds(agent.pid);
+  const r = await autocannon({ url, connections: 32, duration: Number(secs) });
+  const cpu = cpuSeconds(agent.pid) - before;
+  const out = {
+    scenario,
+    nodeFlags,
+    rps: Math.round(r.requests.average),
+    total: r.requests.total,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    cpuUsPerReq: +((cpu * 1e6) / r.requests.total).toFixed(1),
+    rssIdleMb: +idle.toFixed(1),
+    rssAfterMb: +rssMb(agent.pid).toFixed(1),
+    loadavg: loadavg().map((x) => +x.toFixed(2)),
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  agent.kill('SIGTERM');
+  await new Promise((r) => agent.once('exit', r));
+  rmSync(work, { recursive: true, force: true });
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  });
