@@ -1,14 +1,7 @@
 // botocore (the engine of boto3 and AWS CLI v1) from the test environment's venv.
 import { join } from 'node:path';
 import { testEnv } from '../env/index.js';
-import {
-  CLIENTS_DIR,
-  lastLine,
-  runClient,
-  toCredentials,
-  type ClientOptions,
-  type ImdsCredentials,
-} from './run.js';
+import { CLIENTS_DIR, jsonCredentials, runClient, type ClientOptions, type ImdsCredentials } from './run.js';
 
 export function getCredentials(o: ClientOptions): Promise<ImdsCredentials> {
   // botocore's IMDS timeout is 1s with 1 attempt by default; tests on a busy 2-core box need slack.
@@ -18,6 +11,6 @@ export function getCredentials(o: ClientOptions): Promise<ImdsCredentials> {
     testEnv().python,
     [join(CLIENTS_DIR, 'botocore_creds.py')],
     { ...o, env },
-    (out) => toCredentials(JSON.parse(lastLine(out)) as Record<string, unknown>),
+    jsonCredentials,
   );
 }

@@ -1,19 +1,10 @@
 // aws-sdk-go-v2 (feature/ec2/imds + credentials/ec2rolecreds), built by test/env/build-go-tools.sh.
 import { execa } from 'execa';
 import { testEnv } from '../env/index.js';
-import {
-  cleanEnv,
-  lastLine,
-  runClient,
-  toCredentials,
-  type ClientOptions,
-  type ImdsCredentials,
-} from './run.js';
+import { cleanEnv, jsonCredentials, runClient, type ClientOptions, type ImdsCredentials } from './run.js';
 
 export function getCredentials(o: ClientOptions): Promise<ImdsCredentials> {
-  return runClient('goimds', testEnv().bins.goimds, [], o, (out) =>
-    toCredentials(JSON.parse(lastLine(out)) as Record<string, unknown>),
-  );
+  return runClient('goimds', testEnv().bins.goimds, [], o, jsonCredentials);
 }
 
 /** GET a path under /latest/meta-data/ through the Go SDK's IMDS client; resolves to the body. */

@@ -101,3 +101,7 @@ export function toCredentials(j: Record<string, unknown>): ImdsCredentials {
 
 export const lastLine = (s: string): string => s.trim().split('\n').at(-1) ?? '';
 export const CLIENTS_DIR = new URL('.', import.meta.url).pathname;
+
+/** The clients that print their credentials as one JSON object on the last line of stdout. */
+export const jsonCredentials = (out: string): ImdsCredentials =>
+  toCredentials(JSON.parse(lastLine(out)) as Record<string, unknown>);
