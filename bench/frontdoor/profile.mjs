@@ -12,6 +12,7 @@ import { homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const [scenario = 'creds', secs = '5', ...nodeFlags] = process.argv.slice(2);
@@ -94,7 +95,15 @@ async function main() {
   );
   spawnIt(
     'taskset',
-    ['-c', '0', join(cache, 'bin/ec2-metadata-mock'), '-n', '127.0.0.1', '-p', String(aemmPort)],
+    [
+      '-c',
+      process.env.AEMM_CPU ?? '0',
+      join(cache, 'bin/ec2-metadata-mock'),
+      '-n',
+      '127.0.0.1',
+      '-p',
+      String(aemmPort),
+    ],
     {
       HOME: work,
       GOMAXPROCS: '1',
@@ -126,12 +135,62 @@ async function main() {
   );
   await waitFor(`http://127.0.0.1:${mport}/readyz`);
   const idle = rssMb(agent.pid);
+  if (scenario === 'latency') {
+    // Sequential requests (one in flight): the latency the agent adds to a forwarded path, without queueing.
+    const seq = async (origin, path, n) => {
+      const pool = new Pool(origin, { connections: 1 });
+      const lat = [];
+      for (let i = 0; i < n; i++) {
+        const t = process.hrtime.bigint();
+        const res = await pool.request({ path, method: 'GET' });
+        await res.body.arrayBuffer();
+        lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+      await pool.close();
+      lat.sort((a, b) => a - b);
+      return { p50: +lat[n >> 1].toFixed(3), p90: +lat[Math.floor(n * 0.9)].toFixed(3) };
+    };
+    for (let round = 0; round < 3; round++) {
+      const agentF = await seq(`http://127.0.0.1:${port}`, PATHS.forward, 2000);
+      const direct = await seq(aemm, PATHS.forward, 2000);
+      const creds = await seq(`http://127.0.0.1:${port}`, PATHS.creds, 2000);
+      process.stdout.write(`${JSON.stringify({ round, agentForward: agentF, direct, creds })}\n`);
+    }
+    agent.kill('SIGTERM');
+    return;
+  }
   const url = `http://127.0.0.1:${port}${PATHS[scenario] ?? PATHS.creds}`;
   if ((await fetch(url)).status !== 200) throw new Error('warm-up failed');
   // Warm-up so the JIT has settled, then the measured run.
   await autocannon({ url, connections: 32, duration: 2 });
+  // PERF_OUT=file: a CPU-time profile of the agent (kernel included) with `perf record` during the run;
+  // pair it with the node flag --perf-basic-prof so JIT frames have names.
+  const perf = process.env.PERF_OUT
+    ? spawn(
+        'perf',
+        [
+          'record',
+          '-e',
+          'cpu-clock',
+          '-F',
+          '2000',
+          '-g',
+          '-p',
+          String(agent.pid),
+          '-o',
+          process.env.PERF_OUT,
+        ],
+        {
+          stdio: 'ignore',
+        },
+      )
+    : undefined;
   const before = cpuSeconds(agent.pid);
   const r = await autocannon({ url, connections: 32, duration: Number(secs) });
+  if (perf) {
+    perf.kill('SIGINT');
+    await new Promise((res) => perf.once('exit', res));
+  }
   const cpu = cpuSeconds(agent.pid) - before;
   const out = {
     scenario,
@@ -143,9 +202,19 @@ async function main() {
     cpuUsPerReq: +((cpu * 1e6) / r.requests.total).toFixed(1),
     rssIdleMb: +idle.toFixed(1),
     rssAfterMb: +rssMb(agent.pid).toFixed(1),
+    rssLaterMb: process.env.PROFILE_RSS_WAIT
+      ? await new Promise((res) =>
+          setTimeout(() => res(+rssMb(agent.pid).toFixed(1)), Number(process.env.PROFILE_RSS_WAIT)),
+        )
+      : undefined,
     loadavg: loadavg().map((x) => +x.toFixed(2)),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
+  // With --report-on-signal in the node flags: a diagnostic report (heap spaces, handles) after the run.
+  if (nodeFlags.includes('--report-on-signal')) {
+    agent.kill('SIGUSR2');
+    await new Promise((res) => setTimeout(res, 1500));
+  }
   agent.kill('SIGTERM');
   await new Promise((r) => agent.once('exit', r));
   rmSync(work, { recursive: true, force: true });
