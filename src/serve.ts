@@ -4,7 +4,6 @@
 //   config → logger/metrics → upstream (own IMDSv2 session) → region → credential issuer (STS + cache)
 //   → identity (file or Kubernetes) → front door + metrics server → rule guard (if --manage-rules)
 import { randomBytes } from 'node:crypto';
-import { pino } from 'pino';
 import type { Config } from './config.js';
 import { createCredentialCache } from './credentials/cache.js';
 import { createAssumeRoleIssuer } from './credentials/sts.js';
@@ -14,6 +13,7 @@ import { buildApp } from './http/app.js';
 import { buildMetricsApp } from './http/metrics-app.js';
 import { createTokenService } from './imds/tokens.js';
 import { createUpstream, type UpstreamImds } from './imds/upstream.js';
+import { createBatchedDestination } from './log-destination.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startFileIdentity } from './pods/file-identity.js';
@@ -47,9 +47,9 @@ export interface Served {
 }
 
 export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served> {
-  // Buffered stdout: one write syscall per burst instead of per line (a decision line per credential
-  // request made synchronous writes a third of the agent's CPU under load). Flushed on close.
-  const dest = o.logger === undefined ? pino.destination({ dest: 1, sync: false }) : undefined;
+  // Batched stdout: one write syscall per event-loop turn instead of per line (see log-destination.ts
+  // for why not sonic-boom's async mode). Flushed on close.
+  const dest = o.logger === undefined ? createBatchedDestination(1) : undefined;
   const logger = o.logger ?? createLogger(cfg.logLevel, dest);
   const metrics = o.metrics ?? createMetrics();
   const clock = o.clock ?? systemClock;

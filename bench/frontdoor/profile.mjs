@@ -50,6 +50,21 @@ const cpuSeconds = (pid) => {
 };
 const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 
+/**
+ * Experiment knob (never used by run.mjs): swaps the log destination serve.js builds (the batched one,
+ * src/log-destination.ts) for pino.destination in async (sonic-boom sync: false) or sync mode.
+ */
+function patchLogDestination(file, kind) {
+  const from = 'createBatchedDestination(1)';
+  const to = {
+    async: "(await import('pino')).pino.destination({ dest: 1, sync: false })",
+    sync: "(await import('pino')).pino.destination({ dest: 1, sync: true })",
+  }[kind];
+  const src = readFileSync(file, 'utf8');
+  if (!src.includes(from) || to === undefined) throw new Error(`cannot patch the log destination to ${kind}`);
+  writeFileSync(file, src.replace(from, to));
+}
+
 async function main() {
   const cache = process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/imdsgate-testenv');
   const work = join(tmpdir(), `imdsgate-prof-${process.pid}`);
@@ -63,6 +78,8 @@ async function main() {
     },
   );
   writeFileSync(join(work, 'package.json'), readFileSync(join(ROOT, 'package.json')));
+  if (process.env.PROFILE_LOG_DEST)
+    patchLogDestination(join(work, 'dist/serve.js'), process.env.PROFILE_LOG_DEST);
   if (!existsSync(join(work, 'node_modules')))
     symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'));
   const ids = join(work, 'identity.yaml');
