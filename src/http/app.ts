@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ImdsError, type ErrorCode } from '../errors.js';
 import { SERVER_HEADER, errorAnswer, rawErrorResponse } from './answers.js';
+import { NO_SCHEMAS } from './no-schemas.js';
 import { createPipeline } from './pipeline.js';
 import type { Answer, AppDeps } from './types.js';
 
@@ -25,6 +26,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     routerOptions: { maxParamLength: 2048 },
     return503OnClosing: true,
     exposeHeadRoutes: false,
+    schemaController: NO_SCHEMAS,
     clientErrorHandler: onClientError,
     frameworkErrors: (_err, _req, reply) => send(reply, errorAnswer(new ImdsError('PATH_NOT_CANONICAL'))),
   });

@@ -3,6 +3,7 @@
 // is synced; the DaemonSet's readiness and the node-boot guard depend on it).
 import fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { NO_SCHEMAS } from './no-schemas.js';
 
 export interface MetricsAppDeps {
   readonly registry: Registry;
@@ -11,7 +12,7 @@ export interface MetricsAppDeps {
 }
 
 export function buildMetricsApp(deps: MetricsAppDeps): FastifyInstance {
-  const app = fastify({ logger: false, requestTimeout: 10_000 });
+  const app = fastify({ logger: false, requestTimeout: 10_000, schemaController: NO_SCHEMAS });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', deps.registry.contentType);
     return deps.registry.metrics();

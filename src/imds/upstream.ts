@@ -2,12 +2,13 @@
 // own (pods' tokens are never relayed; imds-protocol.md §0.6, §3), and only the headers the agent chooses,
 // so no X-Forwarded-For / Forwarded / Via ever reaches IMDS (§0.2, §13 #10). No retries beyond one
 // re-PUT after upstream rejects our session token, so a throttled upstream (429) is not hit harder (§13 #17).
-import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { ImdsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../pods/types.js';
 import { createNodeCredentialSource, type NodeCredentials } from './node-credentials.js';
+import { Pool, undiciErrors } from './undici-pool.js';
 
 export type { NodeCredentials };
 

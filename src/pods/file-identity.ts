@@ -13,7 +13,6 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { isIP } from 'node:net';
-import { parse } from 'yaml';
 import { z } from 'zod';
 import { roleArnSchema } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -111,6 +110,9 @@ export async function startFileIdentity(opts: FileIdentityOptions): Promise<File
 }
 
 async function load(path: string): Promise<IdentityFile> {
+  // Loaded here, not at the top: serve.ts imports this module in every mode, and the YAML parser (~2 MB
+  // resident) is only needed when an identity file is actually used.
+  const { parse } = await import('yaml');
   const text = await readFile(path, 'utf8');
   const parsed = fileSchema.safeParse(parse(text) ?? {});
   if (!parsed.success) {
