@@ -48,6 +48,8 @@ const cpuSeconds = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 };
+const smapsMb = (pid, field) =>
+  Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]) / 1024;
 const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 
 /**
@@ -152,6 +154,7 @@ async function main() {
   );
   await waitFor(`http://127.0.0.1:${mport}/readyz`);
   const idle = rssMb(agent.pid);
+  const idleAnon = smapsMb(agent.pid, 'Anonymous');
   if (scenario === 'latency') {
     // Sequential requests (one in flight): the latency the agent adds to a forwarded path, without queueing.
     const seq = async (origin, path, n) => {
@@ -218,7 +221,10 @@ async function main() {
     errors: r.errors,
     cpuUsPerReq: +((cpu * 1e6) / r.requests.total).toFixed(1),
     rssIdleMb: +idle.toFixed(1),
+    anonIdleMb: +idleAnon.toFixed(1),
     rssAfterMb: +rssMb(agent.pid).toFixed(1),
+    anonAfterMb: +smapsMb(agent.pid, 'Anonymous').toFixed(1),
+    fileAfterMb: +(smapsMb(agent.pid, 'Private_Clean') + smapsMb(agent.pid, 'Shared_Clean')).toFixed(1),
     rssLaterMb: process.env.PROFILE_RSS_WAIT
       ? await new Promise((res) =>
           setTimeout(() => res(+rssMb(agent.pid).toFixed(1)), Number(process.env.PROFILE_RSS_WAIT)),

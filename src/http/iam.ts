@@ -112,17 +112,22 @@ const CONFLICT: RoleDecision = {
 /**
  * The decision's log fields. While a pod's decision stays the same, the same object is handed out again,
  * so the pipeline can keep one pino child per decision with these fields already serialised (a pod asks
- * again and again; only path, status and latency change). Pod identities are immutable and replaced when
- * the pod changes, so a WeakMap on them never serves a stale pod's fields.
+ * again and again; only path, status and latency change). Keyed by namespace/name (neither may contain a
+ * `/`) and checked field by field, not by object identity: the Kubernetes pod index hands out a fresh
+ * PodIdentity per lookup. Bounded: dropped whole when full.
  */
 function decisionLog(pod: PodIdentity | undefined, decision: RoleDecision): DecisionLog {
   const outcome = decision.allow ? 'allow' : 'deny';
   const decisionReason = decision.allow ? decision.source : decision.reason;
   const role = decision.allow ? decision.roleArn : undefined;
   const detail = decision.allow ? undefined : decision.detail;
-  const last = pod === undefined ? undefined : LAST_LOG.get(pod);
+  const key = pod === undefined ? `-${decisionReason}` : `${pod.namespace}/${pod.name}`;
+  const last = LAST_LOG.get(key);
   if (
     last !== undefined &&
+    last.namespace === pod?.namespace &&
+    last.pod === pod?.name &&
+    last.serviceAccount === pod?.serviceAccount &&
     last.outcome === outcome &&
     last.decisionReason === decisionReason &&
     last.role === role &&
@@ -139,10 +144,13 @@ function decisionLog(pod: PodIdentity | undefined, decision: RoleDecision): Deci
     outcome,
     decisionReason,
   };
-  if (pod !== undefined) LAST_LOG.set(pod, log);
+  if (LAST_LOG.size >= MAX_DECISION_LOGS) LAST_LOG.clear();
+  LAST_LOG.set(key, log);
   return log;
 }
 
-const LAST_LOG = new WeakMap<PodIdentity, DecisionLog>();
+/** More than the pods a node can run (110 by default, 250 at most on EKS). */
+const MAX_DECISION_LOGS = 2048;
+const LAST_LOG = new Map<string, DecisionLog>();
 
 const text = (body: string | Buffer): Answer => ({ status: 200, contentType: TEXT_PLAIN, body });

@@ -251,6 +251,33 @@ describe('credential paths (§13 #21-#38)', () => {
     expect(all).not.toContain('pod-secret');
     expect(all).not.toContain('pod-session-token');
   });
+
+  // Decision fields are cached per pod for cheap log lines; the cache must follow every change, also
+  // when the pod index hands out a fresh object per lookup (the Kubernetes index does).
+  it('logs the current decision after the pod or its role changes', async () => {
+    const decisions = () => h.logs.filter((l) => l.msg === 'decision');
+    await get(`${CREDS}app-role`);
+    await get(`${CREDS}app-role`);
+    h.pods.set(WEB, { kind: 'found', pod: pod(WEB, 'web', { serviceAccount: 'other-sa' }) });
+    await get(`${CREDS}app-role`);
+    const other = 'arn:aws:iam::123456789012:role/other-role';
+    h.roles.set('web', { allow: true, roleArn: other, roleName: 'other-role', source: 'test' });
+    await get(`${CREDS}other-role`);
+    h.roles.set('web', { allow: false, reason: 'no_role', detail: 'no role now' });
+    await get(`${CREDS}other-role`);
+    await get(`${CREDS}other-role`, '10.9.9.9');
+    expect(decisions().map((l) => [l.serviceAccount, l.role, l.outcome, l.decisionReason, l.detail])).toEqual(
+      [
+        ['app', ROLE_ARN, 'allow', 'test', undefined],
+        ['app', ROLE_ARN, 'allow', 'test', undefined],
+        ['other-sa', ROLE_ARN, 'allow', 'test', undefined],
+        ['other-sa', other, 'allow', 'test', undefined],
+        ['other-sa', undefined, 'deny', 'no_role', 'no role now'],
+        [undefined, undefined, 'deny', 'pod_unknown', 'no pod for the source address'],
+      ],
+    );
+    expect(decisions().at(-1)).not.toHaveProperty('pod');
+  });
 });
 
 describe('forwarding and concealment', () => {
