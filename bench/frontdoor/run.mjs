@@ -14,12 +14,12 @@
 /* global URL, fetch, setTimeout, setImmediate */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
+import { cpuSeconds, freePort, rssMb, waitFor } from './proc.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -34,27 +34,6 @@ const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
 const CREDS = `/latest/meta-data/iam/security-credentials/${ROLE}`;
 const FORWARDED = '/latest/meta-data/instance-id';
 const children = [];
-
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function waitFor(url, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${url} not ready`);
-}
 
 function start(cmd, args, env) {
   const child = spawn(cmd, args, {
@@ -115,10 +94,6 @@ async function paced(origin, path, rate, seconds, headers = {}) {
 }
 
 /** CPU seconds (user + system) the process has used so far; clock ticks are 1/100 s on Linux. */
-const cpuSeconds = (pid) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 
 /** Runs a scenario and adds the CPU time the server process spent per request (noise-robust). */
 async function measured(pid, opts) {
@@ -128,7 +103,6 @@ async function measured(pid, opts) {
   return { ...s, cpuUs: Math.round(((cpuSeconds(pid) - before) * 1e6) / Math.max(1, r.requests.total)) };
 }
 
-const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 const summary = (r) => ({
   rps: Math.round(r.requests.average),
   p50: r.latency.p50,
