@@ -124,7 +124,10 @@ export class PodIndex {
     if (uids.size > 1) return { kind: 'conflict' };
     const [uid] = uids;
     const pod = uid === undefined ? undefined : this.byUid.get(uid);
-    return pod === undefined ? { kind: 'unknown' } : { kind: 'found', pod: { ...pod, ip } };
+    if (pod === undefined) return { kind: 'unknown' };
+    // The stored object itself for the primary IP: lookups then return the same object until the pod
+    // changes, so per-pod memos downstream (the credential cache key) hold across requests.
+    return { kind: 'found', pod: pod.ip === ip ? pod : { ...pod, ip } };
   }
 
   pods(): IterableIterator<IndexedPod> {

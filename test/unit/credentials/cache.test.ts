@@ -195,4 +195,21 @@ describe('createCredentialCache', () => {
     await cache.issue(req({ pod: pod({ name: 'other' }) }));
     expect(f.issuer.calls()).toBe(1);
   });
+
+  it('builds a key once per pod object, role and external ID, and again when any of them changes', async () => {
+    const d = deps();
+    const f = fakeIssuer(d.clock);
+    let built = 0;
+    const keyFor = (r: CredentialRequest) => (built++, `${r.roleArn}|${r.externalId ?? ''}|${r.pod.name}`);
+    const cache = createCredentialCache({ ...f.issuer, keyFor }, { ...d, sweepIntervalMs: 0 });
+    const p = pod();
+    for (let i = 0; i < 3; i++) await cache.issue({ pod: p, roleArn: ROLE });
+    expect(built).toBe(1);
+    expect(cache.keyFor({ pod: p, roleArn: `${ROLE}2` })).toBe(`${ROLE}2||web-0`);
+    expect(cache.keyFor({ pod: p, roleArn: `${ROLE}2`, externalId: 'x' })).toBe(`${ROLE}2|x|web-0`);
+    // A changed pod is a new object (the pod view never mutates one), so its key is built afresh.
+    expect(cache.keyFor({ pod: pod({ name: 'web-1' }), roleArn: ROLE })).toBe(`${ROLE}||web-1`);
+    expect(built).toBe(4);
+    expect(f.issuer.calls()).toBe(1);
+  });
 });

@@ -70,6 +70,22 @@ describe('PodIndex', () => {
     expect(idx.lookup('169.254.1.3')).toEqual({ kind: 'unknown' });
   });
 
+  it('hands out the same object for a pod until it changes (downstream memos rely on it)', () => {
+    const idx = new PodIndex();
+    const podAt = (ip: string) => {
+      const r = idx.lookup(ip);
+      return r.kind === 'found' ? r.pod : undefined;
+    };
+    idx.apply(pod('a', '169.254.1.2', { podIPs: [{ ip: '169.254.1.2' }, { ip: 'fd00::2' }] }));
+    const first = podAt('169.254.1.2');
+    expect(first).toBeDefined();
+    expect(podAt('169.254.1.2')).toBe(first);
+    expect(podAt('fd00::2')).toMatchObject({ uid: 'a', ip: 'fd00::2' });
+    idx.apply(pod('a', '169.254.1.2', { ann: { 'iam.amazonaws.com/role': 'app' } }));
+    expect(podAt('169.254.1.2')).not.toBe(first);
+    expect(podAt('169.254.1.2')?.annotations).toEqual({ 'iam.amazonaws.com/role': 'app' });
+  });
+
   it('IP reuse: the new pod gets its own identity, never the old one', () => {
     const idx = new PodIndex();
     idx.apply(pod('old', '169.254.1.2', { ann: { 'iam.amazonaws.com/role': 'old-role' } }));
