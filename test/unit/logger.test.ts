@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, isoTimeMemo } from '../../src/logger.js';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
@@ -34,5 +34,24 @@ describe('logger redaction', () => {
     logger.info({ namespace: 'ns', pod: 'p', role: 'r', path: '/latest/meta-data/' }, 'decision');
     await new Promise((r) => setImmediate(r));
     expect(lines[0]).toMatchObject({ namespace: 'ns', pod: 'p', role: 'r', level: 'info' });
+  });
+});
+
+describe('isoTimeMemo', () => {
+  it('formats pino ISO time, reformatting only when the millisecond changes', () => {
+    let t = Date.parse('2030-01-01T00:00:00.123Z');
+    const time = isoTimeMemo(() => t);
+    const first = time();
+    expect(first).toBe(',"time":"2030-01-01T00:00:00.123Z"');
+    expect(time()).toBe(first);
+    t += 1;
+    expect(time()).toBe(',"time":"2030-01-01T00:00:00.124Z"');
+  });
+
+  it('is what the logger writes', async () => {
+    const { logger, lines } = capture();
+    logger.info('x');
+    await new Promise((r) => setImmediate(r));
+    expect(lines[0]?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 });
