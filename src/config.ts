@@ -1,36 +1,69 @@
 // Configuration: every flag and IMDSGATE_* variable is declared once in OPTIONS, validated once by
-// one zod schema (which also yields the Config type), then frozen. Bad configuration is reported as a
+// one valibot schema (which also yields the Config type), then frozen. Bad configuration is reported as a
 // single error listing every problem, before any port opens or any rule is installed.
+// valibot rather than zod: the same schema-and-type model at ~1 MB of heap instead of ~3.5 MB, which
+// stays resident for the agent's life on every node (bench/frontdoor RESULTS.md).
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import * as v from 'valibot';
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/, 'must be HOST:PORT (IPv6 as [addr]:port)')
-  .refine((v) => {
-    const port = Number(v.slice(v.lastIndexOf(':') + 1));
-    return port >= 0 && port <= 65535;
-  }, 'port must be 0-65535');
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
-const roleArn = z
-  .string()
-  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN');
-const list = z.preprocess(
-  (v) =>
-    typeof v === 'string'
-      ? v
+const nonEmpty = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
+const pattern = (re: RegExp, message: string) => v.pipe(v.string(), v.regex(re, message));
+const hostPort = v.pipe(
+  pattern(/^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/, 'must be HOST:PORT (IPv6 as [addr]:port)'),
+  v.check((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535'),
+);
+const httpUrl = v.pipe(
+  v.string(),
+  v.check(
+    (s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol),
+    'must be an http:// or https:// URL',
+  ),
+);
+const roleArn = pattern(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN');
+const list = v.pipe(
+  v.union([v.string(), v.array(v.string())]),
+  v.transform((x) =>
+    typeof x === 'string'
+      ? x
           .split(',')
           .map((s) => s.trim())
           .filter(Boolean)
-      : v,
-  z.array(z.string().min(1)),
+      : x,
+  ),
+  v.array(nonEmpty),
 );
-const bool = z.preprocess(
-  (v) => (typeof v === 'string' ? v.toLowerCase() : v),
-  z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1')]),
+const bool = v.pipe(
+  v.union([v.boolean(), v.string()]),
+  v.transform((x) => (typeof x === 'string' ? x.toLowerCase() : x)),
+  v.union(
+    [
+      v.boolean(),
+      v.pipe(
+        v.picklist(['true', 'false', '1', '0']),
+        v.transform((s) => s === 'true' || s === '1'),
+      ),
+    ],
+    'must be true|false|1|0',
+  ),
 );
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const optional = <T extends z.ZodType>(s: T) => z.preprocess((v) => (v === '' ? undefined : v), s.optional());
+const int = (min: number, max: number) =>
+  v.pipe(
+    v.union([v.string(), v.number()]),
+    v.transform(Number),
+    v.number('must be a number'),
+    v.integer('must be a whole number'),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+/** An empty value (`--flag=` or `IMDSGATE_X=`) means unset. */
+const optional = <T extends v.GenericSchema>(s: T) =>
+  v.pipe(
+    v.unknown(),
+    v.transform((x) => (x === '' ? undefined : x)),
+    v.optional(s),
+  );
+const oneOf = <const T extends readonly string[]>(values: T) =>
+  v.picklist(values, `must be one of ${values.join('|')}`);
 
 /** kind decides how the flag parser reads it; help feeds `--help` and docs/configuration.md. */
 interface OptionSpec {
@@ -38,7 +71,7 @@ interface OptionSpec {
   readonly multiple?: boolean;
   readonly help: string;
   readonly default?: string | boolean;
-  readonly schema: z.ZodType;
+  readonly schema: v.GenericSchema;
 }
 
 export const OPTIONS = {
@@ -69,17 +102,17 @@ export const OPTIONS = {
   identityFile: {
     kind: 'string',
     help: 'YAML map of pod IP to identity (demo/tests; replaces the Kubernetes watch)',
-    schema: optional(z.string().min(1)),
+    schema: optional(nonEmpty),
   },
   kubeconfig: {
     kind: 'string',
     help: 'kubeconfig path; in-cluster service account when unset',
-    schema: optional(z.string().min(1)),
+    schema: optional(nonEmpty),
   },
   nodeName: {
     kind: 'string',
     help: 'this node (Downward API spec.nodeName); required with the Kubernetes watch',
-    schema: optional(z.string().min(1)),
+    schema: optional(nonEmpty),
   },
   unknownPodWaitMs: {
     kind: 'string',
@@ -95,37 +128,37 @@ export const OPTIONS = {
   region: {
     kind: 'string',
     help: 'AWS region; discovered from the upstream identity document when unset',
-    schema: optional(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must look like us-east-1')),
+    schema: optional(pattern(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must look like us-east-1')),
   },
   imdsv1: {
     kind: 'string',
     default: 'allow',
     help: 'serve token-less (IMDSv1) requests: allow|deny; namespaces may override',
-    schema: z.enum(['allow', 'deny']),
+    schema: oneOf(['allow', 'deny']),
   },
   allowPath: {
     kind: 'string',
     multiple: true,
     help: 'extra canonical path globs forwarded upstream (repeatable or comma list)',
-    schema: list.default([]),
+    schema: v.optional(list, []),
   },
   denyPath: {
     kind: 'string',
     multiple: true,
     help: 'extra canonical path globs concealed (404); deny wins over allow',
-    schema: list.default([]),
+    schema: v.optional(list, []),
   },
   credentialMode: {
     kind: 'string',
     default: 'assume-role',
     help: 'assume-role (node credentials sign AssumeRole) | web-identity (TokenRequest + AssumeRoleWithWebIdentity)',
-    schema: z.enum(['assume-role', 'web-identity']),
+    schema: oneOf(['assume-role', 'web-identity']),
   },
   tokenAudience: {
     kind: 'string',
     default: 'sts.amazonaws.com',
     help: 'audience of service-account tokens in web-identity mode',
-    schema: z.string().min(1),
+    schema: nonEmpty,
   },
   sessionDurationSeconds: {
     kind: 'string',
@@ -139,7 +172,7 @@ export const OPTIONS = {
   externalId: {
     kind: 'string',
     help: 'default ExternalId for AssumeRole',
-    schema: optional(z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, 'must be 2-1224 of [\\w+=,.@:/-]')),
+    schema: optional(pattern(/^[\w+=,.@:/-]{2,1224}$/, 'must be 2-1224 of [\\w+=,.@:/-]')),
   },
   sessionTags: {
     kind: 'boolean',
@@ -151,18 +184,16 @@ export const OPTIONS = {
     kind: 'string',
     help: 'prefix that turns a bare role name into an ARN, e.g. arn:aws:iam::123456789012:role/',
     schema: optional(
-      z
-        .string()
-        .regex(
-          /^arn:aws[a-z-]*:iam::\d{12}:role\/([\w+=,.@-]+\/)*$/,
-          'must be arn:PARTITION:iam::ACCOUNT:role/[path/]',
-        ),
+      pattern(
+        /^arn:aws[a-z-]*:iam::\d{12}:role\/([\w+=,.@-]+\/)*$/,
+        'must be arn:PARTITION:iam::ACCOUNT:role/[path/]',
+      ),
     ),
   },
   defaultRole: {
     kind: 'string',
     help: 'role for pods that name none (off by default; still subject to namespace policy)',
-    schema: optional(z.string().min(1)),
+    schema: optional(nonEmpty),
   },
   requireNamespaceAllow: {
     kind: 'boolean',
@@ -174,7 +205,7 @@ export const OPTIONS = {
     kind: 'string',
     default: 'glob',
     help: 'how iam.amazonaws.com/allowed-roles entries are read: glob | regexp (always anchored)',
-    schema: z.enum(['glob', 'regexp']),
+    schema: oneOf(['glob', 'regexp']),
   },
   interfaces: {
     kind: 'string',
@@ -186,12 +217,12 @@ export const OPTIONS = {
   hostIp: {
     kind: 'string',
     help: 'node address the rules DNAT to (Downward API status.hostIP); default: the listen address',
-    schema: optional(z.ipv4()),
+    schema: optional(v.pipe(v.string(), v.ipv4('must be an IPv4 address'))),
   },
   hostIpv6: {
     kind: 'string',
     help: 'node IPv6 address the ip6tables rule DNATs to (with --ipv6); default: the listen address',
-    schema: optional(z.ipv6()),
+    schema: optional(v.pipe(v.string(), v.ipv6('must be an IPv6 address'))),
   },
   ipv6: {
     kind: 'boolean',
@@ -215,30 +246,30 @@ export const OPTIONS = {
     kind: 'string',
     default: 'auto',
     help: 'auto (detect as kube-proxy does) | nft | legacy',
-    schema: z.enum(['auto', 'nft', 'legacy']),
+    schema: oneOf(['auto', 'nft', 'legacy']),
   },
   startupTaint: {
     kind: 'string',
     help: 'taint key the agent removes from its node once ready (node-boot guard)',
-    schema: optional(z.string().min(1)),
+    schema: optional(nonEmpty),
   },
   logLevel: {
     kind: 'string',
     default: 'info',
     help: 'trace|debug|info|warn|error',
-    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error']),
+    schema: oneOf(['trace', 'debug', 'info', 'warn', 'error']),
   },
 } satisfies Record<string, OptionSpec>;
 
 export type OptionKey = keyof typeof OPTIONS;
 
-const schema = z.object(
+const schema = v.object(
   Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, o.schema])) as {
     [K in OptionKey]: (typeof OPTIONS)[K]['schema'];
   },
 );
 
-export type Config = Readonly<z.output<typeof schema>> & { readonly roleArnSchema?: never };
+export type Config = Readonly<v.InferOutput<typeof schema>> & { readonly roleArnSchema?: never };
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -280,24 +311,25 @@ export function loadConfig(
     const fromEnv = env[envName(key)];
     raw[key] = Array.isArray(fromFlag) ? fromFlag.join(',') : (fromFlag ?? fromEnv ?? o.default);
   }
-  const parsed = schema.safeParse(raw);
+  // abortPipeEarly: one message per bad value (a malformed HOST:PORT is not also a bad port number).
+  const parsed = v.safeParse(schema, raw, { abortPipeEarly: true });
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const key = String(issue.path[0] ?? '');
+    for (const issue of parsed.issues) {
+      const key = String(issue.path?.[0]?.key ?? '');
       problems.push(
         `--${flagName(key)} / ${envName(key)}: ${issue.message} (got ${JSON.stringify(raw[key])})`,
       );
     }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  const cfg = parsed.data;
+  const cfg = parsed.output;
   problems.push(...crossChecks(cfg, opts.command ?? 'serve'));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(cfg) as Config;
 }
 
 /** Rules that involve more than one option. */
-function crossChecks(cfg: z.output<typeof schema>, command: string): string[] {
+function crossChecks(cfg: v.InferOutput<typeof schema>, command: string): string[] {
   const out: string[] = [];
   // `rules` and `uninstall` only touch netfilter; they never look a pod up.
   const needsIdentity = command !== 'rules' && command !== 'uninstall';

@@ -13,31 +13,46 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { roleArnSchema } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Imdsv1Policy, RoleDecision, RoleResolver } from '../roles/types.js';
 import type { PodIdentity, PodLookup, PodLookupResult } from './types.js';
 
-const fileSchema = z.object({
-  pods: z
-    .array(
-      z.strictObject({
-        ip: z.string().refine((s) => isIP(s) !== 0, 'must be an IP address'),
-        namespace: z.string().min(1),
-        name: z.string().min(1),
-        serviceAccount: z.string().min(1),
-        roleArn: roleArnSchema.optional(),
-      }),
-    )
-    .default([]),
-  namespaces: z
-    .record(z.string(), z.strictObject({ imdsv1: z.enum(['allow', 'deny']).optional() }))
-    .default({}),
+const nonEmpty = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
+const fileSchema = v.object({
+  pods: v.optional(
+    v.array(
+      v.strictObject(
+        {
+          ip: v.pipe(
+            v.string(),
+            v.check((s) => isIP(s) !== 0, 'must be an IP address'),
+          ),
+          namespace: nonEmpty,
+          name: nonEmpty,
+          serviceAccount: nonEmpty,
+          roleArn: v.optional(roleArnSchema),
+        },
+        'must be a mapping of only ip, namespace, name, serviceAccount and roleArn',
+      ),
+    ),
+    [],
+  ),
+  namespaces: v.optional(
+    v.record(
+      v.string(),
+      v.strictObject(
+        { imdsv1: v.optional(v.picklist(['allow', 'deny'], 'must be allow or deny')) },
+        'must be a mapping of only imdsv1',
+      ),
+    ),
+    {},
+  ),
 });
 
-type IdentityFile = z.output<typeof fileSchema>;
+type IdentityFile = v.InferOutput<typeof fileSchema>;
 
 interface View {
   readonly byIp: ReadonlyMap<string, { pod: PodIdentity; roleArn?: string } | 'conflict'>;
@@ -114,12 +129,12 @@ async function load(path: string): Promise<IdentityFile> {
   // resident) is only needed when an identity file is actually used.
   const { parse } = await import('yaml');
   const text = await readFile(path, 'utf8');
-  const parsed = fileSchema.safeParse(parse(text) ?? {});
+  const parsed = v.safeParse(fileSchema, parse(text) ?? {}, { abortPipeEarly: true });
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    const problems = parsed.issues.map((i) => `${v.getDotPath(i) ?? '(file)'}: ${i.message}`);
     throw new Error(`identity file ${path} is invalid: ${problems.join('; ')}`);
   }
-  return parsed.data;
+  return parsed.output;
 }
 
 function toView(file: IdentityFile): View {

@@ -60,4 +60,34 @@ describe('startup taint', () => {
     );
     expect(loadConfig([...base, '--startup-taint', 'k', '--node-name', 'n'], {}).startupTaint).toBe('k');
   });
+
+  it.each<[Record<string, string>, RegExp]>([
+    [{ IMDSGATE_LISTEN: 'nonsense' }, /--listen .*must be HOST:PORT .*got "nonsense"/],
+    [{ IMDSGATE_LISTEN: '127.0.0.1:99999' }, /--listen .*port must be 0-65535/],
+    [{ IMDSGATE_UPSTREAM: 'ftp://x' }, /--upstream .*must be an http/],
+    [{ IMDSGATE_UPSTREAM: 'not a url' }, /--upstream .*must be an http/],
+    [{ IMDSGATE_IMDSV1: 'maybe' }, /--imdsv1 .*must be one of allow\|deny/],
+    [{ IMDSGATE_UPSTREAM_TIMEOUT_MS: 'abc' }, /--upstream-timeout-ms .*must be a number/],
+    [{ IMDSGATE_UPSTREAM_TIMEOUT_MS: '1.5' }, /--upstream-timeout-ms .*whole number/],
+    [{ IMDSGATE_UPSTREAM_TIMEOUT_MS: '10' }, /--upstream-timeout-ms .*at least 50/],
+    [{ IMDSGATE_IPV6: 'maybe' }, /--ipv6 .*must be true\|false\|1\|0/],
+    [{ IMDSGATE_HOST_IP: '1.2.3' }, /--host-ip .*IPv4/],
+    [{ IMDSGATE_HOST_IPV6: '1.2.3.4' }, /--host-ipv6 .*IPv6/],
+    [{ IMDSGATE_REGION: 'US' }, /--region .*us-east-1/],
+    [{ IMDSGATE_BASE_ROLE_ARN: 'arn:aws:iam::1:role/' }, /--base-role-arn .*arn:PARTITION/],
+    [{ IMDSGATE_LOG_LEVEL: 'loud' }, /--log-level .*one of trace\|debug/],
+  ])('names the option, the rule and the value: %o', (env, why) => {
+    expect(() => loadConfig(base, env)).toThrow(why);
+  });
+
+  it('reads booleans and numbers from variables; an empty variable means unset', () => {
+    const cfg = loadConfig(base, {
+      IMDSGATE_IPV6: 'TRUE',
+      IMDSGATE_UPSTREAM_TIMEOUT_MS: '900',
+      IMDSGATE_REGION: '',
+    });
+    expect(cfg).toMatchObject({ ipv6: true, upstreamTimeoutMs: 900 });
+    expect(cfg.region).toBeUndefined();
+    expect(loadConfig(base, { IMDSGATE_MANAGE_RULES: '0' }).manageRules).toBe(false);
+  });
 });

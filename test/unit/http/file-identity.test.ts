@@ -88,17 +88,37 @@ describe('file identity', () => {
   });
 
   it.each([
-    ['not yaml', 'pods: [ {'],
-    ['bad ip', 'pods: [{ ip: nope, namespace: a, name: b, serviceAccount: c }]'],
-    ['bad role', 'pods: [{ ip: 10.0.0.1, namespace: a, name: b, serviceAccount: c, roleArn: notanarn }]'],
-    ['missing field', 'pods: [{ ip: 10.0.0.1, namespace: a, name: b }]'],
-    ['unknown field', 'pods: [{ ip: 10.0.0.1, namespace: a, name: b, serviceAccount: c, role: x }]'],
-    ['bad imdsv1', 'namespaces: { a: { imdsv1: maybe } }'],
-  ])('fails the first load on %s', async (_n, text) => {
+    ['not yaml', 'pods: [ {', /YAML|Unexpected|Flow|Missing/i],
+    [
+      'bad ip',
+      'pods: [{ ip: nope, namespace: a, name: b, serviceAccount: c }]',
+      /pods\.0\.ip: must be an IP/,
+    ],
+    [
+      'bad role',
+      'pods: [{ ip: 10.0.0.1, namespace: a, name: b, serviceAccount: c, roleArn: notanarn }]',
+      /pods\.0\.roleArn: must be an IAM role ARN/,
+    ],
+    ['missing field', 'pods: [{ ip: 10.0.0.1, namespace: a, name: b }]', /pods\.0\.serviceAccount: /],
+    [
+      'unknown field',
+      'pods: [{ ip: 10.0.0.1, namespace: a, name: b, serviceAccount: c, role: x }]',
+      /pods\.0\.role: must be a mapping of only ip, namespace/,
+    ],
+    [
+      'empty name',
+      "pods: [{ ip: 10.0.0.1, namespace: a, name: '', serviceAccount: c }]",
+      /pods\.0\.name: must not be empty/,
+    ],
+    ['bad imdsv1', 'namespaces: { a: { imdsv1: maybe } }', /namespaces\.a\.imdsv1: must be allow or deny/],
+    ['pods not a list', 'pods: 3', /pods: /],
+  ])('fails the first load on %s, saying where', async (_n, text, why) => {
     writeFileSync(file, text);
-    await expect(startFileIdentity({ path: file, imdsv1: 'allow', logger, pollMs: 0 })).rejects.toThrow(
-      /invalid|YAML|Unexpected|Flow|Missing/i,
+    const err = await startFileIdentity({ path: file, imdsv1: 'allow', logger, pollMs: 0 }).catch(
+      (e: unknown) => e as Error,
     );
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(why);
   });
 
   it('fails the first load when the file is missing', async () => {
