@@ -32,3 +32,14 @@ export const cpuSeconds = (pid) => {
 
 export const rssMb = (pid) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+
+/**
+ * The node flags the CLI ships with, from its shebang (`#!/usr/bin/env -S node FLAGS`), so that a
+ * benchmark runs the agent exactly as the image does.
+ */
+export function shippedNodeFlags(mainJs) {
+  const first = readFileSync(mainJs, 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node((?: [^ ]+)*)$/.exec(first);
+  if (m === null) throw new Error(`${mainJs}: unexpected first line ${first}`);
+  return m[1].split(' ').filter(Boolean);
+}

@@ -19,16 +19,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { cpuSeconds, freePort, rssMb, waitFor } from './proc.mjs';
+import { cpuSeconds, freePort, rssMb, shippedNodeFlags, waitFor } from './proc.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const LAT_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 5);
 const ROLE = 'bench-role';
-// Extra node flags for the agent, e.g. BENCH_NODE_FLAGS=--max-semi-space-size=2 (smaller young generation;
-// measured in RESULTS.md: no gain in RSS after the full run, so the default is Node's own settings).
-const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+// Node flags for the agent: by default the ones the CLI ships with (its shebang, see src/main.ts), so the
+// agent runs as the image runs it; BENCH_NODE_FLAGS overrides them ('' for Node's own defaults).
+let NODE_FLAGS = [];
 // info (the default) writes one decision line per credential request; warn shows the cost without them.
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
 const CREDS = `/latest/meta-data/iam/security-credentials/${ROLE}`;
@@ -121,6 +121,10 @@ async function main() {
     if (!existsSync(f)) throw new Error(`${f} missing: run npm run testenv:up once`);
   const work = join(tmpdir(), `imdsgate-bench-${process.pid}`);
   build(work);
+  NODE_FLAGS =
+    process.env.BENCH_NODE_FLAGS === undefined
+      ? shippedNodeFlags(join(work, 'dist/main.js'))
+      : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
   const ids = join(work, 'identity.yaml');
   writeFileSync(
     ids,

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout } from 'node:timers';
 import { URL } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { shippedNodeFlags } from '../frontdoor/proc.mjs';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const cacheDir =
@@ -26,9 +27,12 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
 const RSS_RUNS = Number(process.env.BENCH_RSS_RUNS ?? 5);
 // Optional: sources compiled before the client-node replacement, for a before/after in the same run.
 const BEFORE_DIST = process.env.BENCH_BEFORE_DIST;
-const FLAG_VARIANTS = (process.env.BENCH_V8_FLAGS ?? '--max-semi-space-size=1;--optimize-for-size')
-  .split(';')
-  .filter((f) => f !== '');
+// Node-flag variants measured besides Node's defaults; by default the flags the CLI ships with (its
+// shebang, src/main.ts), i.e. the agent as the image runs it. BENCH_V8_FLAGS='a b;c' overrides.
+const flagVariants = (dist) =>
+  process.env.BENCH_V8_FLAGS === undefined
+    ? [shippedNodeFlags(join(dist, 'main.js')).join(' ')]
+    : process.env.BENCH_V8_FLAGS.split(';').filter((f) => f !== '');
 const run = Math.random().toString(16).slice(2, 8);
 const NS = `bench-${run}`;
 const AGENT_NODE = `bench-${run}-node-0`;
@@ -283,6 +287,7 @@ async function startAemm() {
 
 /** Ready time and RSS of each variant, started RSS_RUNS times round-robin; medians and all samples. */
 async function rssMatrix(dist, env) {
+  const FLAG_VARIANTS = flagVariants(dist);
   const variants = [
     ...(BEFORE_DIST ? [{ name: 'identity child, client-node (before)', dist: BEFORE_DIST, flags: [] }] : []),
     { name: 'identity child, undici client', dist, flags: [] },

@@ -1,3 +1,8 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main, usage, version } from '../../src/main.js';
 
@@ -24,5 +29,35 @@ describe('imdsgate CLI', () => {
     expect(await main(['bogus'])).toBe(2);
     expect(String(err.mock.calls[0]?.[0])).toMatch(/unknown command "bogus"/);
     expect(await main([])).toBe(2);
+  });
+});
+
+describe('the shebang (how the image runs the agent)', () => {
+  const source = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+  const first = readFileSync(source, 'utf8').split('\n', 1)[0] ?? '';
+  const flags = /^#!\/usr\/bin\/env -S node((?: [^ ]+)*)$/.exec(first)?.[1]?.trim().split(' ') ?? [];
+
+  it('names node through env -S with the V8 flags bench/frontdoor measured', () => {
+    expect(flags).toEqual(['--max-semi-space-size=2', '--single-threaded-gc', '--liftoff-only']);
+  });
+
+  it('every flag is one this node accepts, silently', () => {
+    const r = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], {
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('ok');
+  });
+
+  it('env -S runs a script with that line on this system (coreutils >= 8.30)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'imdsgate-shebang-'));
+    try {
+      const script = join(dir, 'x.mjs');
+      writeFileSync(script, `${first}\nprocess.stdout.write(String(process.execArgv));\n`);
+      chmodSync(script, 0o755);
+      expect(execFileSync(script, { encoding: 'utf8' })).toBe(flags.join(','));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
