@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../pods/types.js';
 import { createNodeCredentialSource, type NodeCredentials } from './node-credentials.js';
-import { Pool, undiciErrors } from './undici-pool.js';
+import { Pool, undiciErrors } from '../undici.js';
 
 export type { NodeCredentials };
 

@@ -2,7 +2,7 @@
 // patch) and @kubernetes/client-node cost ~75 MB of RSS just to import (bench/identity/RESULTS.md).
 // Watches are the API server's JSON-lines stream (one WatchEvent per line, split across chunks anywhere):
 // https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
-import { Pool } from 'undici';
+import { Pool, request as undiciRequest } from '../undici.js';
 import type { KubeTarget } from './kubeconfig.js';
 
 /** A non-2xx answer; `code` is the HTTP status (as client-node's ApiException, so callers read `.code`). */
@@ -83,7 +83,7 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
   async function send(method: string, path: string, r: RequestOptions, bodyTimeout: number) {
     const body = r.body === undefined ? undefined : JSON.stringify(r.body);
     const attempt = () =>
-      pool.request({
+      undiciRequest(pool, {
         method: method as 'GET',
         path: target(path, r.query),
         headers: {
