@@ -1,13 +1,17 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --single-threaded-gc --liftoff-only
+#!/usr/bin/env -S node --max-semi-space-size=1 --initial-old-space-size=16 --heap-growing-percent=20 --single-threaded-gc --liftoff-only
 // argv → subcommand → exit code. Each subcommand lives in commands/ and is loaded only when used,
 // so `imdsgate --version` starts without pulling in the Kubernetes client.
 //
 // The V8 flags above are how the agent runs everywhere (the image's entrypoint is this file; the
 // benchmarks read them from here). One agent runs on every node, so resident memory counts more than peak
-// throughput, and bench/frontdoor measured each: a 2 MB young generation instead of Node's 16 MB keeps
-// ~15 MB of nursery from staying resident after a burst; GC on the main thread suits an agent that uses
-// one core at most; undici parses HTTP in WebAssembly, and Liftoff-only skips the optimising WebAssembly
-// compiler (~6 MB resident, no measurable cost per forwarded request).
+// throughput; bench/frontdoor/RESULTS.md measured each:
+// - a 1 MB young generation instead of Node's 16 MB, which otherwise stays resident after a burst;
+// - a first full GC at 16 MB of old space and then at 1.2 × the live size: Node's defaults let garbage
+//   grow for a long time before the first full GC, and until one runs V8's memory reducer never returns
+//   anything to the OS;
+// - GC on the main thread, for an agent that uses one core at most;
+// - Liftoff-only WebAssembly: undici parses HTTP in WebAssembly, and the optimising tier cost ~6 MB
+//   resident for no measurable gain per forwarded request.
 import { createRequire } from 'node:module';
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string };

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { parse } from 'yaml';
+import { parseYaml } from '../yaml.js';
 
 export class KubeconfigError extends Error {
   override readonly name = 'KubeconfigError';
@@ -127,7 +127,7 @@ function material(e: Entry, field: string, base: string, file: string): Buffer |
 export function parseKubeconfig(text: string, file: string): KubeTarget {
   let doc: unknown;
   try {
-    doc = parse(text);
+    doc = parseYaml(text, file);
   } catch (err) {
     throw new KubeconfigError(`${file}: not valid YAML: ${(err as Error).message}`, { cause: err });
   }

@@ -14,6 +14,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { isIP } from 'node:net';
 import * as v from 'valibot';
+import { parseYaml } from '../yaml.js';
 import { roleArnSchema } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -125,11 +126,8 @@ export async function startFileIdentity(opts: FileIdentityOptions): Promise<File
 }
 
 async function load(path: string): Promise<IdentityFile> {
-  // Loaded here, not at the top: serve.ts imports this module in every mode, and the YAML parser (~2 MB
-  // resident) is only needed when an identity file is actually used.
-  const { parse } = await import('yaml');
   const text = await readFile(path, 'utf8');
-  const parsed = v.safeParse(fileSchema, parse(text) ?? {}, { abortPipeEarly: true });
+  const parsed = v.safeParse(fileSchema, parseYaml(text, path) ?? {}, { abortPipeEarly: true });
   if (!parsed.success) {
     const problems = parsed.issues.map((i) => `${v.getDotPath(i) ?? '(file)'}: ${i.message}`);
     throw new Error(`identity file ${path} is invalid: ${problems.join('; ')}`);
