@@ -38,7 +38,14 @@ describe('the shebang (how the image runs the agent)', () => {
   const flags = /^#!\/usr\/bin\/env -S node((?: [^ ]+)*)$/.exec(first)?.[1]?.trim().split(' ') ?? [];
 
   it('names node through env -S with the V8 flags bench/frontdoor measured', () => {
-    expect(flags).toEqual(['--max-semi-space-size=2', '--single-threaded-gc', '--liftoff-only']);
+    expect(flags).toEqual([
+      '--max-semi-space-size=1',
+      '--initial-old-space-size=16',
+      '--heap-growing-percent=20',
+      '--single-threaded-gc',
+      '--liftoff-only',
+      '--gc-memory-reducer-start-delay-ms=2000',
+    ]);
   });
 
   it('every flag is one this node accepts, silently', () => {
