@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --initial-old-space-size=16 --heap-growing-percent=20 --single-threaded-gc --liftoff-only --gc-memory-reducer-start-delay-ms=2000
+#!/usr/bin/env -S node --max-semi-space-size=1 --initial-old-space-size=16 --heap-growing-percent=20 --single-threaded-gc --liftoff-only --gc-memory-reducer-start-delay-ms=2000 --v8-pool-size=1
 // argv → subcommand → exit code. Each subcommand lives in commands/ and is loaded only when used,
 // so `imdsgate --version` starts without pulling in the Kubernetes client.
 //
@@ -11,7 +11,8 @@
 //   anything to the OS;
 // - V8's memory reducer (which compacts the heap and returns it to the OS once allocation calms down)
 //   armed 2 s after a full GC instead of 8 s, so a burst's heap is given back within seconds;
-// - GC on the main thread, for an agent that uses one core at most;
+// - GC on the main thread and one V8 worker thread (Node's default is 4), for an agent that uses one core
+//   at most: each idle worker still holds a stack and a malloc arena (~3-5 MB in all);
 // - Liftoff-only WebAssembly: undici parses HTTP in WebAssembly, and the optimising tier cost ~6 MB
 //   resident for no measurable gain per forwarded request.
 import { createRequire } from 'node:module';

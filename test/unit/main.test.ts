@@ -45,6 +45,7 @@ describe('the shebang (how the image runs the agent)', () => {
       '--single-threaded-gc',
       '--liftoff-only',
       '--gc-memory-reducer-start-delay-ms=2000',
+      '--v8-pool-size=1',
     ]);
   });
 
