@@ -357,7 +357,10 @@ async function main() {
     out.loadAverageAfterMemory = load();
     if (process.env.BENCH_MEMORY_ONLY === '1') return;
 
-    const a = startAgent(dist, env);
+    // The identity child and the fresh one after the doubling run with the flags the image uses.
+    const shipped = shippedNodeFlags(join(dist, 'main.js'));
+    out.flags = shipped.join(' ');
+    const a = startAgent(dist, env, shipped);
     const ready = await a.next('ready');
     out.readyMs = Math.round(ready.readyMs);
     out.rssMB = mb(ready.rss);
@@ -366,7 +369,15 @@ async function main() {
     out.doubleSeedSeconds = await seed(PODS, PODS - ON_AGENT, false);
     out.rssRunningAfterDoubleMB = mb((await a.ask({ type: 'rss' })).rss);
     a.child.send({ type: 'stop' });
-    const b = startAgent(dist, env);
+    // Flatness of the whole agent: `imdsgate serve` as shipped, started RSS_RUNS times again on the
+    // doubled cluster, against the same variant's median before the doubling (out.memory).
+    const again = [];
+    for (let r = 0; r < RSS_RUNS; r++) again.push((await startServe(dist, env, shipped)).rss / 1024 / 1024);
+    out.serveAsShippedAfterDouble = {
+      rssMedianMB: median(again).toFixed(1),
+      rssMB: again.map((x) => Number(x.toFixed(1))),
+    };
+    const b = startAgent(dist, env, shipped);
     const readyB = await b.next('ready');
     out.readyAfterDoubleMs = Math.round(readyB.readyMs);
     out.rssFreshAfterDoubleMB = mb(readyB.rss);
