@@ -75,7 +75,7 @@ describe('the DaemonSet', () => {
     const c = container(ds);
     expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
-    expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '160Mi' }, limits: { memory: '256Mi' } });
+    expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } });
     expect(spec.volumes).toContainEqual({
       name: 'xtables-lock',
       hostPath: { path: '/run/xtables.lock', type: 'FileOrCreate' },
