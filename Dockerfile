@@ -57,7 +57,9 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # Build with the full toolchain, then drop dev dependencies so the runtime stage copies only production ones.
-RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+# --omit=optional too: typescript is an optional peer of valibot, which npm marks devOptional and would
+# otherwise keep (the production tree has no other optional package; test/container checks both).
+RUN npm run build && npm prune --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
  && chmod 0755 dist/main.js
 
 FROM ${BASE} AS runtime
