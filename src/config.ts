@@ -120,6 +120,15 @@ export const OPTIONS = {
     help: 'how long a request from an unknown IP waits for the pod watch to catch up',
     schema: int(0, 10_000),
   },
+  maxPodViewStalenessSeconds: {
+    kind: 'string',
+    default: '180',
+    help:
+      'Kubernetes mode: fail closed (credential and iam paths 503, /readyz not ready) once the pod view has ' +
+      'heard nothing from the API server (list, event or the bookmark it sends every minute) for this long, ' +
+      'since an IP may meanwhile belong to a pod the view has not seen; 0 = never',
+    schema: int(0, 86_400),
+  },
   stsEndpoint: {
     kind: 'string',
     help: 'STS endpoint URL; default is the regional endpoint',

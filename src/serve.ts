@@ -125,7 +125,7 @@ async function readiness(
   const reasons: string[] = [];
   if (!rulesInPlace) reasons.push('interception rules not installed');
   if (!(await upstream.checkSession())) reasons.push('upstream session');
-  if (!identity.podLookup.isReady()) reasons.push('identity not synced');
+  if (!identity.podLookup.isReady()) reasons.push('identity not synced, or pod view stale');
   metrics.ready.set(reasons.length === 0 ? 1 : 0);
   return reasons;
 }

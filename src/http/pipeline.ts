@@ -33,6 +33,11 @@ export function createPipeline(deps: AppDeps) {
     if (cls.kind === 'refused') throw new ImdsError('PATH_NOT_CANONICAL', cls.reason);
     if (cls.kind === 'token') return mintToken(req, cls.versioned);
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new ImdsError('METHOD_NOT_ALLOWED', req.method);
+    // Before the first full pod list, or once the view is stale, an IP may belong to a pod the view has not
+    // seen: identity paths fail closed with a prompt 503 rather than wait or guess. Forwarding needs no
+    // identity and goes on.
+    if (isIdentityPath(cls) && !deps.podLookup.isReady())
+      throw new ImdsError('NOT_READY', 'pod view not ready');
     const lookup = await deps.podLookup.byIp(req.sourceIp);
     checkSession(req, lookup);
     switch (cls.kind) {
@@ -152,6 +157,15 @@ function createTargetMemo(policy: PathPolicy) {
 function bindingOf(req: PodRequest, lookup: PodLookupResult): TokenBinding {
   if (lookup.kind !== 'found') return { ip: req.sourceIp, uid: '', pod: '' };
   return { ip: req.sourceIp, uid: lookup.pod.uid, pod: `${lookup.pod.namespace}/${lookup.pod.name}` };
+}
+
+function isIdentityPath(cls: PathClass): boolean {
+  return (
+    cls.kind === 'credentials-list' ||
+    cls.kind === 'credentials-role' ||
+    cls.kind === 'iam-info' ||
+    cls.kind === 'iam-list'
+  );
 }
 
 function routeOf(cls: PathClass): RouteClass {

@@ -86,6 +86,7 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
     client,
     nodeName: cfg.nodeName,
     unknownPodWaitMs: cfg.unknownPodWaitMs,
+    maxStalenessSeconds: cfg.maxPodViewStalenessSeconds,
     clock,
     metrics,
     logger,

@@ -14,6 +14,8 @@ export interface PodWatcherOptions {
   readonly client: KubeClient;
   readonly nodeName: string;
   readonly unknownPodWaitMs: number;
+  /** Not ready (fail closed) after this long without a list, event or bookmark; 0 = never. */
+  readonly maxStalenessSeconds?: number;
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -79,8 +81,21 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
     },
     onRestart: (cause) => o.metrics.podWatchRestarts.inc({ cause }),
   });
+  // The API server sends a bookmark on every watch about once a minute, so a healthy view is never more
+  // than ~1 min old. Past the limit the view may not know that a deleted pod's IP now belongs to a new pod
+  // (IP reuse during a partition between this agent and the API server), so the view stops counting as
+  // ready and identity paths fail closed until the API server is heard from again.
+  const maxStaleMs = (o.maxStalenessSeconds ?? 0) * 1000;
+  const fresh = () => maxStaleMs === 0 || o.clock() - lastSync <= maxStaleMs;
+  let wasFresh = true;
   const staleness = setInterval(() => {
     if (lastSync > 0) o.metrics.podViewStaleness.set((o.clock() - lastSync) / 1000);
+    if (!ready || fresh() === wasFresh) return;
+    wasFresh = !wasFresh;
+    const seconds = Math.round((o.clock() - lastSync) / 1000);
+    if (wasFresh) o.logger.info({ seconds }, 'pod view fresh again: serving identity paths');
+    else
+      o.logger.warn({ seconds }, 'pod view stale: identity paths fail closed until the API server answers');
   }, 1000);
   staleness.unref();
 
@@ -101,7 +116,7 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
 
   return {
     synced: handle.synced,
-    isReady: () => ready,
+    isReady: () => ready && fresh(),
     async byIp(raw): Promise<PodLookupResult> {
       const first = index.lookup(raw);
       if (first.kind !== 'unknown') return first;

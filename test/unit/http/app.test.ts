@@ -222,6 +222,24 @@ describe('credential paths (§13 #21-#38)', () => {
     expect((await get(`${CREDS}app-role`)).statusCode).toBe(500);
   });
 
+  it('fails closed with a prompt IMDS-shaped 503 on every identity path while the pod view is not ready', async () => {
+    h.ready.value = false;
+    for (const p of [CREDS, `${CREDS}app-role`, '/latest/meta-data/iam/info', '/latest/meta-data/iam/']) {
+      const res = await get(p);
+      expect(res.statusCode, p).toBe(503);
+      expect(res.body, p).not.toMatch(/ASIA|secret|app-role/i);
+    }
+    // No wait for the watch: the view that would answer is the one not to trust.
+    expect(h.lookups).toEqual([]);
+    expect(h.issued).toEqual([]);
+    // Forwarding needs no identity and goes on; so do tokens.
+    expect((await get('/latest/meta-data/instance-id')).statusCode).toBe(200);
+    expect((await putToken()).statusCode).toBe(200);
+    h.ready.value = true;
+    expect((await get(`${CREDS}app-role`)).statusCode).toBe(200);
+    expect(h.upstreamCalls).toEqual(['/latest/meta-data/instance-id']);
+  });
+
   it('synthesizes iam/info and the iam listing for the pod role; 404 without one (#34)', async () => {
     const info = JSON.parse((await get('/latest/meta-data/iam/info')).body);
     expect(info.InstanceProfileArn).toBe('arn:aws:iam::123456789012:instance-profile/app-role');

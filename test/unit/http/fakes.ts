@@ -34,6 +34,10 @@ export interface Harness {
   upstreamCalls: string[];
   logs: Record<string, unknown>[];
   metrics: ReturnType<typeof createMetrics>;
+  /** What podLookup.isReady() answers (the pod view synced and fresh). */
+  ready: { value: boolean };
+  /** Source IPs podLookup.byIp was asked for. */
+  lookups: string[];
   setUpstream(fn: (path: string) => Promise<UpstreamResponse>): void;
   setIssuer(fn: (req: CredentialRequest) => Promise<Credentials>): void;
 }
@@ -49,6 +53,8 @@ export function harness(
   const issued: CredentialRequest[] = [];
   const upstreamCalls: string[] = [];
   const logs: Record<string, unknown>[] = [];
+  const ready = { value: true };
+  const lookups: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
@@ -74,7 +80,10 @@ export function harness(
       allowPath: opts.allowPath ?? [],
       denyPath: opts.denyPath ?? [],
     },
-    podLookup: { byIp: async (ip) => pods.get(ip) ?? { kind: 'unknown' }, isReady: () => true },
+    podLookup: {
+      byIp: async (ip) => (lookups.push(ip), pods.get(ip) ?? { kind: 'unknown' }),
+      isReady: () => ready.value,
+    },
     roleResolver: {
       resolve: (p) => roles.get(p.name) ?? { allow: false, reason: 'no_role', detail: 'none' },
     },
@@ -106,6 +115,8 @@ export function harness(
     upstreamCalls,
     logs,
     metrics,
+    ready,
+    lookups,
     setUpstream: (fn) => (upstream = fn),
     setIssuer: (fn) => (issuer = fn),
   };
