@@ -8,7 +8,10 @@
 //  - on STS errors or throttling, still-servable credentials keep flowing and retries back off
 //    exponentially per key;
 //  - prefetch when a pod appears (kiam's design), retain() drops keys no live pod needs
-//    (aws/eks-pod-identity-agent#171).
+//    (aws/eks-pod-identity-agent#171);
+//  - jitter: pods prefetched together (a node boot, a rollout) would otherwise all refresh in the same
+//    sweep, and all retry in lockstep after an STS outage. Each session's refresh starts at a random point
+//    in the first half of its refresh window, and each retry delay is shortened by up to a third, at random.
 import { ImdsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -19,7 +22,10 @@ export interface CredentialCacheOptions {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Background refresh starts when fewer seconds than this remain (default 2700: 45 min). */
+  /**
+   * The refresh window opens when fewer seconds than this remain (default 2700: 45 min); each session's
+   * background refresh starts at a random point in the window's first half.
+   */
   readonly refreshBeforeSeconds?: number;
   /** Credentials with this many seconds or fewer left are never served (default 1500: 25 min). */
   readonly minRemainingSeconds?: number;
@@ -27,6 +33,8 @@ export interface CredentialCacheOptions {
   readonly backoffMaxMs?: number;
   /** How often due refreshes and failed prefetches are retried without a request; 0 = no timer. */
   readonly sweepIntervalMs?: number;
+  /** [0, 1) for the jitter of refreshes and retries; tests pass a fixed one (default Math.random). */
+  readonly random?: () => number;
 }
 
 export interface CredentialCache extends CredentialIssuer {
@@ -47,6 +55,8 @@ interface Entry {
   inflight?: Promise<Credentials>;
   failures: number;
   retryAt: number;
+  /** When the background refresh of `creds` starts (jittered within the refresh window). */
+  refreshAt?: number;
   lastError?: ImdsError;
 }
 
@@ -59,6 +69,9 @@ export function createCredentialCache(
   const refreshBeforeMs = Math.max((opts.refreshBeforeSeconds ?? 2700) * 1000, minRemainingMs);
   const backoffInitialMs = opts.backoffInitialMs ?? 1000;
   const backoffMaxMs = opts.backoffMaxMs ?? 60_000;
+  const random = opts.random ?? Math.random;
+  // Refreshes start somewhere in the first half of the window (45 → 35 min left by default).
+  const refreshSpreadMs = (refreshBeforeMs - minRemainingMs) / 2;
   const entries = new Map<string, Entry>();
   const event = (e: string) => metrics.credentialCache.inc({ event: e });
   const gauge = () => metrics.credentialCacheEntries.set(entries.size);
@@ -86,7 +99,7 @@ export function createCredentialCache(
   const due = (e: Entry) =>
     e.inflight === undefined &&
     clock() >= e.retryAt &&
-    (e.creds === undefined ? e.failures > 0 : remaining(e.creds) < refreshBeforeMs);
+    (e.creds === undefined ? e.failures > 0 : clock() >= (e.refreshAt ?? 0));
 
   function entryFor(key: string, req: CredentialRequest): Entry {
     let e = entries.get(key);
@@ -103,6 +116,7 @@ export function createCredentialCache(
     const p = issuer.issue(e.req).then(
       (creds) => {
         e.creds = creds;
+        e.refreshAt = creds.expiration.getTime() - refreshBeforeMs + random() * refreshSpreadMs;
         e.failures = 0;
         e.retryAt = 0;
         delete e.lastError;
@@ -113,7 +127,9 @@ export function createCredentialCache(
       },
       (err: unknown) => {
         e.failures += 1;
-        const delay = Math.min(backoffMaxMs, backoffInitialMs * 2 ** (e.failures - 1));
+        const delay = Math.round(
+          Math.min(backoffMaxMs, backoffInitialMs * 2 ** (e.failures - 1)) * (1 - random() / 3),
+        );
         e.retryAt = clock() + delay;
         e.lastError = err instanceof ImdsError ? err : new ImdsError('CREDENTIALS_UNAVAILABLE', String(err));
         event('error');

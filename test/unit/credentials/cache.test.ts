@@ -44,7 +44,9 @@ function fakeIssuer(clock: () => number) {
 function setup(over: Partial<CredentialCacheOptions> = {}) {
   const d = deps();
   const f = fakeIssuer(d.clock);
-  const cache = createCredentialCache(f.issuer, { ...d, sweepIntervalMs: 0, ...over });
+  // No jitter unless a test asks for it: refreshes start exactly 45 min before expiry, retries after the
+  // full backoff.
+  const cache = createCredentialCache(f.issuer, { ...d, sweepIntervalMs: 0, random: () => 0, ...over });
   return { d, f, cache };
 }
 
@@ -98,6 +100,41 @@ describe('createCredentialCache', () => {
     await cache.sweep();
     const fresh = await cache.issue(req());
     expect(fresh).not.toBe(first);
+    expect(f.issuer.calls()).toBe(2);
+  });
+
+  it('spreads refreshes over the first half of the window: 45 min left at the earliest, 35 at the latest', async () => {
+    const late = setup({ random: () => 0.999 });
+    const first = await late.cache.issue(req());
+    late.d.advance(16 * MIN); // 44 min left: due without jitter, not with this draw
+    await late.cache.sweep();
+    expect(late.f.issuer.calls()).toBe(1);
+    late.d.advance(9 * MIN + 30_000); // 34.5 min left: past the latest start
+    await late.cache.sweep();
+    expect(late.f.issuer.calls()).toBe(2);
+    expect(await late.cache.issue(req())).not.toBe(first);
+  });
+
+  it('draws a new refresh time for every session, so sessions fetched together refresh apart', async () => {
+    const draws = [0, 0.999];
+    const { f, cache, d } = setup({ random: () => draws.shift() ?? 0 });
+    await cache.issue(req());
+    await cache.issue(req({ roleArn: `${ROLE}2` }));
+    d.advance(16 * MIN); // 44 min left: only the first is due
+    await cache.sweep();
+    expect(f.issuer.calls()).toBe(3);
+  });
+
+  it('shortens each retry delay by up to a third, at random, never lengthening it', async () => {
+    const { f, cache, d } = setup({ random: () => 0.999, backoffInitialMs: 3000 });
+    f.fail(outage);
+    await expect(cache.issue(req())).rejects.toMatchObject({ code: 'CREDENTIALS_UNAVAILABLE' });
+    d.advance(1990); // 3000 × (1 - 0.999/3) = 2001 ms: still backing off
+    await expect(cache.issue(req())).rejects.toMatchObject({ code: 'CREDENTIALS_UNAVAILABLE' });
+    expect(f.issuer.calls()).toBe(1);
+    d.advance(20);
+    f.fail(undefined);
+    await cache.issue(req());
     expect(f.issuer.calls()).toBe(2);
   });
 
