@@ -54,3 +54,33 @@ export function isoTimeMemo(now: () => number = Date.now): () => string {
     return text;
   };
 }
+
+type WarningSource = Pick<NodeJS.Process, 'execArgv' | 'on'>;
+let warningSink: ((w: Error) => void) | undefined;
+
+/**
+ * Node's process warnings (deprecations, the AWS SDK's notice about Node versions) as log lines. The
+ * shebang passes --no-warnings, so that Node does not print them as multi-line text among the JSON lines
+ * log pipelines parse; this listener brings them back: as JSON while `serve` logs through pino, as one
+ * stderr line otherwise. Without --no-warnings (e.g. `node dist/main.js`) Node prints them itself.
+ */
+export function handleProcessWarnings(proc: WarningSource = process): void {
+  if (!proc.execArgv.includes('--no-warnings')) return;
+  proc.on('warning', (w: Error) => {
+    if (warningSink !== undefined) warningSink(w);
+    else process.stderr.write(`imdsgate: ${w.name}: ${w.message.replace(/\s*\n\s*/g, ' ')}\n`);
+  });
+}
+
+/** Sends process warnings to `logger` until the returned function is called. */
+export function logProcessWarnings(logger: Logger): () => void {
+  const sink = (w: Error) =>
+    logger.warn(
+      { warning: w.name, code: (w as NodeJS.ErrnoException).code },
+      w.message.replace(/\s*\n\s*/g, ' '),
+    );
+  warningSink = sink;
+  return () => {
+    if (warningSink === sink) warningSink = undefined;
+  };
+}

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --initial-old-space-size=16 --heap-growing-percent=20 --single-threaded-gc --liftoff-only --gc-memory-reducer-start-delay-ms=2000 --v8-pool-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --initial-old-space-size=16 --heap-growing-percent=20 --single-threaded-gc --liftoff-only --gc-memory-reducer-start-delay-ms=2000 --v8-pool-size=1 --no-warnings
 // argv → subcommand → exit code. Each subcommand lives in commands/ and is loaded only when used,
 // so `imdsgate --version` starts without pulling in the Kubernetes client.
 //
@@ -16,6 +16,7 @@
 // - Liftoff-only WebAssembly: undici parses HTTP in WebAssembly, and the optimising tier cost ~6 MB
 //   resident for no measurable gain per forwarded request.
 import { createRequire } from 'node:module';
+import { handleProcessWarnings } from './logger.js';
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -78,6 +79,7 @@ export const version = pkg.version;
 const invokedDirectly =
   process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/.*\//, '/'));
 if (invokedDirectly || process.argv[1]?.endsWith('/imdsgate')) {
+  handleProcessWarnings();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -14,7 +14,7 @@ import { buildMetricsApp } from './http/metrics-app.js';
 import { createTokenService } from './imds/tokens.js';
 import { createUpstream, type UpstreamImds } from './imds/upstream.js';
 import { createBatchedDestination } from './log-destination.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, logProcessWarnings, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startFileIdentity } from './pods/file-identity.js';
 import { systemClock, type Clock, type PodIdentity, type PodLookup } from './pods/types.js';
@@ -51,9 +51,11 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
   // for why not sonic-boom's async mode). Flushed on close.
   const dest = o.logger === undefined ? createBatchedDestination(1) : undefined;
   const logger = o.logger ?? createLogger(cfg.logLevel, dest);
+  // The process's own logger (not a test's): Node's warnings become JSON lines too, until close.
+  const unrouteWarnings = o.logger === undefined ? logProcessWarnings(logger) : () => undefined;
   const metrics = o.metrics ?? createMetrics();
   const clock = o.clock ?? systemClock;
-  const cleanup: (() => unknown)[] = [() => dest?.flushSync()];
+  const cleanup: (() => unknown)[] = [() => dest?.flushSync(), unrouteWarnings];
   let closed = false;
   const closeAll = async () => {
     if (closed) return;

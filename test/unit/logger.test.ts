@@ -1,6 +1,7 @@
+import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
-import { createLogger, isoTimeMemo } from '../../src/logger.js';
+import { describe, expect, it, vi } from 'vitest';
+import { createLogger, handleProcessWarnings, isoTimeMemo, logProcessWarnings } from '../../src/logger.js';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
@@ -53,5 +54,46 @@ describe('isoTimeMemo', () => {
     logger.info('x');
     await new Promise((r) => setImmediate(r));
     expect(lines[0]?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+});
+
+describe('process warnings', () => {
+  const fakeProcess = (execArgv: string[]) => Object.assign(new EventEmitter(), { execArgv });
+  const warning = () => {
+    const w = new Error(
+      'The AWS SDK for JavaScript (v3)\nversions published after ...\n  will require node >=22.',
+    );
+    w.name = 'NodeVersionSupportWarning';
+    return w;
+  };
+
+  it('leaves them to Node when Node prints them itself (no --no-warnings)', () => {
+    const proc = fakeProcess([]);
+    handleProcessWarnings(proc as never);
+    expect(proc.listenerCount('warning')).toBe(0);
+  });
+
+  it('prints one stderr line when Node does not, and a JSON line while serve routes them to its logger', async () => {
+    const proc = fakeProcess(['--max-semi-space-size=1', '--no-warnings']);
+    handleProcessWarnings(proc as never);
+    const err = vi.spyOn(process.stderr, 'write').mockReturnValue(true);
+    proc.emit('warning', warning());
+    expect(err).toHaveBeenCalledWith(
+      'imdsgate: NodeVersionSupportWarning: The AWS SDK for JavaScript (v3) versions published after ... will require node >=22.\n',
+    );
+    err.mockRestore();
+
+    const { logger, lines } = capture();
+    const restore = logProcessWarnings(logger);
+    proc.emit('warning', warning());
+    await new Promise((r) => setImmediate(r));
+    expect(lines[0]).toMatchObject({ level: 'warn', warning: 'NodeVersionSupportWarning' });
+    expect(lines[0]?.msg).toMatch(/^The AWS SDK .* node >=22\.$/);
+    restore();
+    const again = vi.spyOn(process.stderr, 'write').mockReturnValue(true);
+    proc.emit('warning', warning());
+    expect(again).toHaveBeenCalledTimes(1);
+    again.mockRestore();
+    expect(lines).toHaveLength(1);
   });
 });

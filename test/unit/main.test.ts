@@ -46,6 +46,7 @@ describe('the shebang (how the image runs the agent)', () => {
       '--liftoff-only',
       '--gc-memory-reducer-start-delay-ms=2000',
       '--v8-pool-size=1',
+      '--no-warnings',
     ]);
   });
 
