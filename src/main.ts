@@ -2,6 +2,9 @@
 // argv → subcommand → exit code. Each subcommand lives in commands/ and is loaded only when used,
 // so `imdsgate --version` starts without pulling in the Kubernetes client.
 //
+// The line is under 256 bytes, all Linux >= 5.1 reads of a shebang (EKS AMIs and Bottlerocket run 5.10+;
+// a 4.x kernel would cut it at 127 and node would refuse the cut flag, loudly). --no-warnings: see
+// handleProcessWarnings in logger.ts.
 // The V8 flags above are how the agent runs everywhere (the image's entrypoint is this file; the
 // benchmarks read them from here). One agent runs on every node, so resident memory counts more than peak
 // throughput; bench/frontdoor/RESULTS.md measured each:

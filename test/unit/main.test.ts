@@ -50,6 +50,10 @@ describe('the shebang (how the image runs the agent)', () => {
     ]);
   });
 
+  it('fits in the 256 bytes Linux reads of a shebang', () => {
+    expect(Buffer.byteLength(first)).toBeLessThan(256);
+  });
+
   it('every flag is one this node accepts, silently', () => {
     const r = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], {
       encoding: 'utf8',
