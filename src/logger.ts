@@ -56,6 +56,7 @@ export function isoTimeMemo(now: () => number = Date.now): () => string {
 }
 
 type WarningSource = Pick<NodeJS.Process, 'execArgv' | 'on'>;
+const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ');
 let warningSink: ((w: Error) => void) | undefined;
 
 /**
@@ -68,17 +69,14 @@ export function handleProcessWarnings(proc: WarningSource = process): void {
   if (!proc.execArgv.includes('--no-warnings')) return;
   proc.on('warning', (w: Error) => {
     if (warningSink !== undefined) warningSink(w);
-    else process.stderr.write(`imdsgate: ${w.name}: ${w.message.replace(/\s*\n\s*/g, ' ')}\n`);
+    else process.stderr.write(`imdsgate: ${w.name}: ${oneLine(w.message)}\n`);
   });
 }
 
 /** Sends process warnings to `logger` until the returned function is called. */
 export function logProcessWarnings(logger: Logger): () => void {
   const sink = (w: Error) =>
-    logger.warn(
-      { warning: w.name, code: (w as NodeJS.ErrnoException).code },
-      w.message.replace(/\s*\n\s*/g, ' '),
-    );
+    logger.warn({ warning: w.name, code: (w as NodeJS.ErrnoException).code }, oneLine(w.message));
   warningSink = sink;
   return () => {
     if (warningSink === sink) warningSink = undefined;

@@ -1,6 +1,9 @@
 // Process and port helpers shared by run.mjs (the benchmark) and profile.mjs (one-scenario profiles).
-/* global fetch, setTimeout */
-import { readFileSync } from 'node:fs';
+/* global URL, fetch, setTimeout */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 
 export async function freePort() {
@@ -42,4 +45,19 @@ export function shippedNodeFlags(mainJs) {
   const m = /^#!\/usr\/bin\/env -S node((?: [^ ]+)*)$/.exec(first);
   if (m === null) throw new Error(`${mainJs}: unexpected first line ${first}`);
   return m[1].split(' ').filter(Boolean);
+}
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Compiles the agent into dir/dist with the project's package.json and node_modules beside it. */
+export function build(dir) {
+  mkdirSync(dir, { recursive: true });
+  execFileSync(
+    join(ROOT, 'node_modules/.bin/tsc'),
+    ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')],
+    { cwd: ROOT, stdio: 'inherit' },
+  );
+  writeFileSync(join(dir, 'package.json'), readFileSync(join(ROOT, 'package.json')));
+  if (!existsSync(join(dir, 'node_modules')))
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
 }

@@ -4,17 +4,15 @@
 // scenario with autocannon for a bounded time, prints CPU µs/request and RSS, and stops everything.
 //   node bench/frontdoor/profile.mjs creds|forward|token [seconds] [node flags...]
 // Env: PROFILE_DIR (where --cpu-prof writes, default /tmp/imdsgate-prof), BENCH_LOG_LEVEL (info).
-/* global URL, fetch, setTimeout */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+/* global fetch, setTimeout */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { cpuSeconds, freePort, rssMb, waitFor } from './proc.mjs';
+import { build, cpuSeconds, freePort, rssMb, waitFor } from './proc.mjs';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const [scenario = 'creds', secs = '5', ...nodeFlags] = process.argv.slice(2);
 const ROLE = 'bench-role';
 const PATHS = {
@@ -44,20 +42,9 @@ function patchLogDestination(file, kind) {
 async function main() {
   const cache = process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/imdsgate-testenv');
   const work = join(tmpdir(), `imdsgate-prof-${process.pid}`);
-  mkdirSync(work, { recursive: true });
-  execFileSync(
-    join(ROOT, 'node_modules/.bin/tsc'),
-    ['-p', 'tsconfig.build.json', '--outDir', join(work, 'dist')],
-    {
-      cwd: ROOT,
-      stdio: 'inherit',
-    },
-  );
-  writeFileSync(join(work, 'package.json'), readFileSync(join(ROOT, 'package.json')));
+  build(work);
   if (process.env.PROFILE_LOG_DEST)
     patchLogDestination(join(work, 'dist/serve.js'), process.env.PROFILE_LOG_DEST);
-  if (!existsSync(join(work, 'node_modules')))
-    symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'));
   const ids = join(work, 'identity.yaml');
   writeFileSync(
     ids,

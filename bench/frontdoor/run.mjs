@@ -13,13 +13,13 @@
 // Needs the test environment (npm run testenv:up) for AEMM and moto. Writes bench/frontdoor/RESULTS.md.
 /* global URL, fetch, setTimeout, setImmediate */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { writeFileSync, existsSync, rmSync } from 'node:fs';
 import { cpus, homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { cpuSeconds, freePort, rssMb, shippedNodeFlags, waitFor } from './proc.mjs';
+import { build, cpuSeconds, freePort, rssMb, shippedNodeFlags, waitFor } from './proc.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -42,21 +42,6 @@ function start(cmd, args, env) {
   });
   children.push(child);
   return child;
-}
-
-function build(dir) {
-  mkdirSync(dir, { recursive: true });
-  execFileSync(
-    join(ROOT, 'node_modules/.bin/tsc'),
-    ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')],
-    {
-      cwd: ROOT,
-      stdio: 'inherit',
-    },
-  );
-  writeFileSync(join(dir, 'package.json'), readFileSync(join(ROOT, 'package.json')));
-  if (!existsSync(join(dir, 'node_modules')))
-    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
 }
 
 function cannon(opts) {

@@ -187,3 +187,39 @@ export async function token(base: string, ttl = '21600', localAddress?: string):
   if (r.status !== 200) throw new Error(`token PUT answered ${r.status}`);
   return r.text;
 }
+
+/**
+ * serve() in Kubernetes mode for `node`, on loopback ports, against the test environment's API server
+ * and moto and the given upstream; rules off, logs dropped, its own metrics registry.
+ */
+export async function serveKubeMode(
+  node: string,
+  upstream: string,
+  extraFlags: string[] = [],
+): Promise<Served> {
+  const e = testEnv();
+  const cfg = loadConfig(
+    [
+      '--listen=127.0.0.1:0',
+      '--metrics-listen=127.0.0.1:0',
+      `--upstream=${upstream}`,
+      `--kubeconfig=${e.kube.adminKubeconfig}`,
+      `--node-name=${node}`,
+      `--sts-endpoint=${e.sts.endpoint}`,
+      ...extraFlags,
+    ],
+    { IMDSGATE_MANAGE_RULES: 'false' },
+  );
+  const logger = createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() }));
+  return serve(cfg, { logger, metrics: createMetrics(new Registry(), { defaults: false }) });
+}
+
+/** Polls `fn` every 100 ms until it is true; fails after `ms`. */
+export async function until(fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('condition not met in time');
+}

@@ -1,8 +1,6 @@
 // serve() in Kubernetes mode (no --identity-file): the composition root wires IDENTITY's node-scoped pod
 // watch (src/kube/identity.ts) into the front door. Real kube-apiserver, AEMM and moto; pods are API
 // objects whose status.podIP is a loopback address the test sends from (kubelet-style status writes).
-import { Writable } from 'node:stream';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   coreApi,
@@ -14,11 +12,8 @@ import {
   deletePod,
   uniqueName,
 } from '../../env/kube.js';
-import { loadConfig } from '../../../src/config.js';
-import { createLogger } from '../../../src/logger.js';
-import { createMetrics } from '../../../src/metrics.js';
-import { serve, type Served } from '../../../src/serve.js';
-import { ROLE, ROLE_ARN, TOKEN, call, env, startAemm, token, type Aemm } from './harness.js';
+import type { Served } from '../../../src/serve.js';
+import { ROLE, ROLE_ARN, TOKEN, call, serveKubeMode, startAemm, token, until, type Aemm } from './harness.js';
 
 const WITH_ROLE = '127.0.0.4';
 const NO_ROLE = '127.0.0.5';
@@ -30,7 +25,6 @@ const node = uniqueName('fd-node');
 const TAINT = 'imdsgate.io/agent-not-ready';
 
 beforeAll(async () => {
-  const e = env();
   aemm = await startAemm();
   ns = await createNamespace();
   // The node registers with the startup taint (node-boot guard) and another taint that must survive.
@@ -48,20 +42,7 @@ beforeAll(async () => {
     phase: 'Running',
   });
   await createPod({ namespace: ns, name: 'plain-0', nodeName: node, podIP: NO_ROLE, phase: 'Running' });
-  const cfg = loadConfig(
-    [
-      '--listen=127.0.0.1:0',
-      '--metrics-listen=127.0.0.1:0',
-      `--upstream=${aemm.url}`,
-      `--kubeconfig=${e.kube.adminKubeconfig}`,
-      `--node-name=${node}`,
-      `--sts-endpoint=${e.sts.endpoint}`,
-      `--startup-taint=${TAINT}`,
-    ],
-    { IMDSGATE_MANAGE_RULES: 'false' },
-  );
-  const logger = createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() }));
-  served = await serve(cfg, { logger, metrics: createMetrics(new Registry(), { defaults: false }) });
+  served = await serveKubeMode(node, aemm.url, [`--startup-taint=${TAINT}`]);
 });
 afterAll(async () => {
   await served?.close();
@@ -69,24 +50,15 @@ afterAll(async () => {
   if (ns) await deleteNamespace(ns);
 });
 
-async function eventually(fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('condition not met in time');
-}
-
 describe('serve with the Kubernetes pod watch', () => {
   it('becomes ready once the watch has synced and the upstream session works', async () => {
-    await eventually(async () => (await call(`${served.addresses.metrics}/readyz`)).status === 200);
+    await until(async () => (await call(`${served.addresses.metrics}/readyz`)).status === 200);
   });
 
   it('removes its startup taint from its own node once ready, and only that taint', async () => {
     const taints = async () =>
       ((await coreApi().readNode({ name: node })).spec?.taints ?? []).map((t) => t.key);
-    await eventually(async () => !(await taints()).includes(TAINT));
+    await until(async () => !(await taints()).includes(TAINT));
     // The API server's own admission adds node.kubernetes.io/not-ready; that and ours-but-other stay.
     expect(await taints()).toContain('dedicated');
     expect(await taints()).not.toContain(TAINT);
@@ -105,7 +77,7 @@ describe('serve with the Kubernetes pod watch', () => {
   it('binds tokens to the pod UID: a deleted pod loses its credentials and its token', async () => {
     const t = await token(served.addresses.listen, '300', WITH_ROLE);
     await deletePod(ns, 'app-0');
-    await eventually(
+    await until(
       async () =>
         (await call(`${served.addresses.listen}${LIST}`, { localAddress: WITH_ROLE })).status === 404,
     );

@@ -2,8 +2,6 @@
 // closed: identity paths answer 503 and /readyz says why, forwarding goes on, and the next watch event
 // makes it fresh again. The threshold is 2 s here, below the API server's one-minute bookmark period, so
 // a quiet but healthy watch goes stale on purpose (production default: 180 s, three bookmark periods).
-import { Writable } from 'node:stream';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createNamespace,
@@ -13,11 +11,8 @@ import {
   deleteNamespace,
   uniqueName,
 } from '../../env/kube.js';
-import { loadConfig } from '../../../src/config.js';
-import { createLogger } from '../../../src/logger.js';
-import { createMetrics } from '../../../src/metrics.js';
-import { serve, type Served } from '../../../src/serve.js';
-import { ROLE, ROLE_ARN, call, env, startAemm, type Aemm } from './harness.js';
+import type { Served } from '../../../src/serve.js';
+import { ROLE, ROLE_ARN, call, serveKubeMode, startAemm, until, type Aemm } from './harness.js';
 
 const POD_IP = '127.0.0.7';
 const CREDS = `/latest/meta-data/iam/security-credentials/${ROLE}`;
@@ -27,7 +22,6 @@ let ns: string;
 const node = uniqueName('stale-node');
 
 beforeAll(async () => {
-  const e = env();
   aemm = await startAemm();
   ns = await createNamespace();
   await createNode(node);
@@ -40,20 +34,7 @@ beforeAll(async () => {
     podIP: POD_IP,
     phase: 'Running',
   });
-  const cfg = loadConfig(
-    [
-      '--listen=127.0.0.1:0',
-      '--metrics-listen=127.0.0.1:0',
-      `--upstream=${aemm.url}`,
-      `--kubeconfig=${e.kube.adminKubeconfig}`,
-      `--node-name=${node}`,
-      `--sts-endpoint=${e.sts.endpoint}`,
-      '--max-pod-view-staleness-seconds=2',
-    ],
-    { IMDSGATE_MANAGE_RULES: 'false' },
-  );
-  const logger = createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() }));
-  served = await serve(cfg, { logger, metrics: createMetrics(new Registry(), { defaults: false }) });
+  served = await serveKubeMode(node, aemm.url, ['--max-pod-view-staleness-seconds=2']);
 });
 afterAll(async () => {
   await served?.close();
@@ -61,22 +42,13 @@ afterAll(async () => {
   if (ns) await deleteNamespace(ns);
 });
 
-async function eventually(fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('condition not met in time');
-}
-
 const get = (p: string) => call(`${served.addresses.listen}${p}`, { localAddress: POD_IP });
 const readyz = () => call(`${served.addresses.metrics}/readyz`);
 
 describe('a stale pod view fails closed', () => {
   it('serves while fresh, 503 on identity paths once stale, and serves again after the next event', async () => {
-    await eventually(async () => (await get(CREDS)).status === 200);
-    await eventually(async () => (await readyz()).text.includes('pod view stale'));
+    await until(async () => (await get(CREDS)).status === 200, 15_000);
+    await until(async () => (await readyz()).text.includes('pod view stale'), 15_000);
     const stale = await get(CREDS);
     expect(stale.status).toBe(503);
     expect(stale.text).not.toMatch(/ASIA|SecretAccessKey/);
@@ -84,7 +56,7 @@ describe('a stale pod view fails closed', () => {
     expect((await get('/latest/meta-data/instance-id')).status).toBe(200);
     // Any watch event on this node's pods is news from the API server: the view is fresh again.
     await createPod({ namespace: ns, name: 'other-0', nodeName: node, podIP: '127.0.0.8', phase: 'Running' });
-    await eventually(async () => (await get(CREDS)).status === 200, 5_000);
+    await until(async () => (await get(CREDS)).status === 200, 5_000);
     const fresh = await get(CREDS);
     expect(JSON.parse(fresh.text).AccessKeyId).toMatch(/^ASIA/);
   });
