@@ -262,6 +262,15 @@ export const OPTIONS = {
     help: 'taint key the agent removes from its node once ready (node-boot guard)',
     schema: optional(nonEmpty),
   },
+  daemonset: {
+    kind: 'string',
+    help:
+      "namespace/name of the agent's own DaemonSet: when the agent has seen it deleted (helm uninstall), " +
+      'it removes its rules as it stops; unset, the rules always stay',
+    schema: optional(
+      pattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'must be namespace/name'),
+    ),
+  },
   logLevel: {
     kind: 'string',
     default: 'info',
@@ -349,6 +358,9 @@ function crossChecks(cfg: v.InferOutput<typeof schema>, command: string): string
     out.push(
       '--startup-taint needs --node-name / IMDSGATE_NODE_NAME (the agent removes it from its own node)',
     );
+  }
+  if (cfg.daemonset !== undefined && (cfg.identityFile !== undefined || !cfg.manageRules)) {
+    out.push('--daemonset needs the Kubernetes watch and --manage-rules (it removes the rules on uninstall)');
   }
   // AWS: role chaining (node instance-profile credentials assuming the pod role) caps sessions at 1 h.
   // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining
