@@ -93,6 +93,17 @@ describe('token endpoint (§13 #1-#9)', () => {
     expect((await get(CREDS, WEB, { 'x-aws-ec2-metadata-token': token })).statusCode).toBe(401);
   });
 
+  it('accepts a token minted before its pod was known, once the pod at that IP is known', async () => {
+    const NEW = '10.0.0.9';
+    const token = (await putToken(NEW)).body; // the kubelet has not reported the pod's IP yet
+    h.pods.set(NEW, { kind: 'found', pod: pod(NEW, 'web', { uid: 'uid-fresh' }) });
+    const r = await get(CREDS, NEW, { 'x-aws-ec2-metadata-token': token });
+    expect(r.statusCode).toBe(200);
+    expect(r.body).toBe('app-role');
+    // ...but never from another address
+    expect((await get(CREDS, WEB, { 'x-aws-ec2-metadata-token': token })).statusCode).toBe(401);
+  });
+
   it('answers 403 to a token-bearing GET with X-Forwarded-For, but serves token-less v1 GETs with it', async () => {
     const token = (await putToken(WEB)).body;
     const r = await get(CREDS, WEB, { 'x-aws-ec2-metadata-token': token, 'x-forwarded-for': '10.9.9.9' });
