@@ -87,6 +87,7 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
     nodeName: cfg.nodeName,
     unknownPodWaitMs: cfg.unknownPodWaitMs,
     maxStalenessSeconds: cfg.maxPodViewStalenessSeconds,
+    sandboxBinding: cfg.sandboxBinding,
     clock,
     metrics,
     logger,
