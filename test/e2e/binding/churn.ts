@@ -19,6 +19,7 @@ export const roleOf = (gen: number) => ROLES[gen % 2]!;
 
 export interface Probe {
   readonly sent: number;
+  readonly done: number;
   readonly status: number;
   readonly body: string;
 }
@@ -26,6 +27,8 @@ export interface Probe {
 export interface Handover {
   readonly slot: number;
   readonly gen: number;
+  /** When the new sandbox's veth was up, ms since the epoch. */
+  readonly wiredAt: number;
   /** When the retiring call (delete of the old pod) returned, ms since the epoch. */
   readonly retiredAt: number;
   readonly probes: readonly Probe[];
@@ -60,16 +63,25 @@ export async function startProbers(sb: Sandbox): Promise<Slot[]> {
   );
 }
 
-/** Fires requests from the slot's namespace every `every` ms for `ms` ms; resolves with every answer. */
-export function burst(slot: Slot, ms: number, every = 1, path = CREDS): Promise<Probe[]> {
-  return new Promise((resolve, reject) => {
+/**
+ * Fires requests from the slot's namespace every `every` ms for `ms` ms. `started` resolves once the
+ * first request is sent, `probes` with every answer.
+ */
+export function burst(slot: Slot, ms: number, every = 1, path = CREDS) {
+  let started!: () => void;
+  const startedP = new Promise<void>((r) => (started = r));
+  const probes = new Promise<Probe[]>((resolve, reject) => {
     const c = connect(slot.socket);
     let out = '';
     c.on('error', reject);
-    c.on('data', (d) => (out += d));
-    c.on('end', () => resolve(JSON.parse(out) as Probe[]));
+    c.on('data', (d) => {
+      out += d;
+      if (out.startsWith('started\n')) started();
+    });
+    c.on('end', () => resolve(JSON.parse(out.slice('started\n'.length)) as Probe[]));
     c.write(JSON.stringify({ ms, every, path }) + '\n');
   });
+  return { started: startedP, probes };
 }
 
 const ipBatch = (ns: string, lines: string[]) =>
@@ -101,7 +113,9 @@ export async function handover(sb: Sandbox, slot: Slot, nodeName: string, probeM
   const newRole = roleOf(slot.gen + 1);
   const newName = `${slot.pod.name}-g${slot.gen + 1}`;
   await rewire(sb, slot);
+  const wiredAt = performance.timeOrigin + performance.now();
   const before = burst(slot, probeMs);
+  await before.started;
   await deletePod(slot.pod.kubeNamespace, slot.name);
   const retiredAt = performance.timeOrigin + performance.now();
   // A second burst from the moment the retiring call returned: under load that call can outlast the first.
@@ -118,8 +132,9 @@ export async function handover(sb: Sandbox, slot: Slot, nodeName: string, probeM
   const h = {
     slot: sb.pods.indexOf(slot.pod),
     gen: slot.gen + 1,
+    wiredAt,
     retiredAt,
-    probes: [...(await before), ...(await after)],
+    probes: [...(await before.probes), ...(await after.probes)],
     oldRole,
     newRole,
   };
@@ -132,7 +147,7 @@ export async function handover(sb: Sandbox, slot: Slot, nodeName: string, probeM
 export async function eventually(slot: Slot, role: string, ms = 3000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const [p] = await burst(slot, 1, 1);
+    const [p] = await burst(slot, 1, 1).probes;
     if (p?.status === 200 && p.body === role) return true;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -1,8 +1,8 @@
 // A client that lives in one pod namespace for the whole churn test and fires metadata requests on command,
 // so that requests can start within a millisecond of an API call (spawning curl per request takes tens of
 // milliseconds). Commands arrive over a Unix socket (filesystem paths are not per network namespace):
-// one JSON line {"ms": N, "every": M, "path": P}, answered with one JSON line: every request's start time
-// (ms since the epoch), status (0 = no HTTP answer) and body. A new TCP connection per request, as SDKs do.
+// one JSON line {"ms": N, "every": M, "path": P}, answered with a line `started` once the first request is sent, then one JSON line: every request's start and
+// end time (ms since the epoch), status (0 = no HTTP answer) and body. A new TCP connection per request, as SDKs do.
 import { Buffer } from 'node:buffer';
 import { rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -19,7 +19,7 @@ function fire(path) {
     const s = connect({ host, port: 80 });
     const done = (status, body) => {
       s.destroy();
-      resolve({ sent, status, body });
+      resolve({ sent, done: now(), status, body });
     };
     s.setTimeout(3000, () => done(0, 'timeout'));
     s.on('error', (e) => done(0, e.code ?? 'error'));
@@ -50,7 +50,8 @@ createServer((conn) => {
     buf += d;
     const nl = buf.indexOf('\n');
     if (nl === -1) return;
-    const results = await burst(JSON.parse(buf.slice(0, nl)));
-    conn.end(JSON.stringify(results) + '\n');
+    const done = burst(JSON.parse(buf.slice(0, nl)));
+    conn.write('started\n'); // the first request is already on its way
+    conn.end(JSON.stringify(await done) + '\n');
   });
 }).listen(socketPath, () => console.log('prober ready'));
