@@ -3,9 +3,11 @@
 // needing a netlink socket (Node has none): /proc/net/route is the IPv4 main table, /proc/net/ipv6_route
 // every IPv6 table (Documentation/networking/proc_net_tcp.rst and the kernel's fib_trie.c, ip6_fib.c
 // format them). Both are read afresh on every call: a snapshot older than the request could still show the
-// previous sandbox's veth, which is the very case this guards against (bench/binding measures the cost).
+// previous sandbox's veth, which is the very case this guards against. The files stay open and are read
+// from offset 0 each time (a seq_file restarts there), which costs about half of open-read-close
+// (bench/binding measures it).
 // The agent runs in the node's network namespace (hostNetwork), so these files describe the node.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { isIPv4 } from 'node:net';
 import type { SandboxLookup, SandboxSignal } from './sandbox.js';
@@ -32,16 +34,41 @@ export function createRouteTable(o: RouteTableOptions = {}): SandboxLookup {
       return undefined;
     }
   };
+  const v4Table = keptFile(`${proc}/net/route`);
+  const v6Table = keptFile(`${proc}/net/ipv6_route`);
   return {
     interfaceFor(ip: string): SandboxSignal | undefined {
       const v4 = isIPv4(ip);
-      const table = read(v4 ? `${proc}/net/route` : `${proc}/net/ipv6_route`);
+      const table = v4 ? v4Table() : v6Table();
       if (table === undefined) return undefined;
       const iface = v4 ? hostRouteV4(table, hexV4(ip, little)) : hostRouteV6(table, hexV6(ip));
       if (iface === undefined || !IFNAME.test(iface)) return undefined;
       const ifindex = Number.parseInt(read(`${sys}/class/net/${iface}/ifindex`) ?? '', 10);
       return Number.isInteger(ifindex) && ifindex > 0 ? { ifindex, iface } : undefined;
     },
+  };
+}
+
+/** A file kept open and read whole from offset 0 on every call; undefined (and reopened later) on error. */
+function keptFile(path: string): () => string | undefined {
+  let fd: number | undefined;
+  let buf = Buffer.allocUnsafe(16 * 1024);
+  return () => {
+    try {
+      fd ??= openSync(path, 'r');
+      let n = 0;
+      for (;;) {
+        if (n === buf.length) buf = Buffer.concat([buf, Buffer.allocUnsafe(buf.length)]);
+        const got = readSync(fd, buf, n, buf.length - n, n);
+        if (got === 0) return buf.toString('latin1', 0, n);
+        n += got;
+      }
+    } catch {
+      const stale = fd;
+      fd = undefined;
+      if (stale !== undefined) closeQuietly(stale);
+      return undefined;
+    }
   };
 }
 
@@ -101,5 +128,13 @@ function* linesWith(text: string, needle: string): Generator<string> {
     if (end === -1) end = text.length;
     yield text.slice(start, end);
     at = text.indexOf(needle, end);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }

@@ -130,8 +130,7 @@ export class SandboxBindings {
     if (this.mode === 'off') return undefined;
     const key = `${pod.uid} ${ip}`;
     const recorded = this.byKey.get(key);
-    const needsSignal = this.mode === 'route' || recorded?.signal !== undefined;
-    const current = needsSignal ? this.lookup.interfaceFor(ip) : undefined;
+    const current = this.usesSignal(pod.uid, ip) ? this.lookup.interfaceFor(ip) : undefined;
     const v = judge(this.mode, pod.terminating === true, recorded, current, now);
     if (v.kind === 'bound') return undefined;
     if (v.kind === 'rebind') {
@@ -140,6 +139,12 @@ export class SandboxBindings {
     }
     if (v.binding !== undefined && recorded !== undefined) this.byKey.set(key, v.binding);
     return v.reason;
+  }
+
+  /** True when requests for this pod and ip are judged by the node's routes (a per-request read). */
+  usesSignal(uid: string, ip: string): boolean {
+    if (this.mode === 'off' || this.mode === 'quarantine') return false;
+    return this.mode === 'route' || this.byKey.get(`${uid} ${ip}`)?.signal !== undefined;
   }
 
   /** True when ip's last pod left and no other pod has claimed it since. */

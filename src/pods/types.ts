@@ -24,8 +24,11 @@ export type PodLookupResult =
   | { readonly kind: 'unbound'; readonly reason: UnboundReason };
 
 export interface PodLookup {
-  /** Resolves a source IP. May wait a bounded time for a watch to catch up; never throws for unknown IPs. */
-  byIp(ip: string): Promise<PodLookupResult>;
+  /**
+   * Resolves a source IP. May wait a bounded time for a watch to catch up; never throws for unknown IPs.
+   * connection (the request's TCP connection, opaque) lets a node-verified sandbox hold for its life.
+   */
+  byIp(ip: string, connection?: object): Promise<PodLookupResult>;
   /** True once the first full view is in. */
   isReady(): boolean;
 }

@@ -124,14 +124,28 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
     });
   }
 
+  // A TCP connection belongs to the sandbox that made its handshake: a later sandbox on the same IP cannot
+  // speak on it (it would need the connection's sequence numbers, RFC 9293 §3.4.1). So a connection the
+  // node's routes verified for a pod stays verified, and keep-alive requests skip the route read.
+  const verified = new WeakMap<object, string>();
+
   /** The view's answer for ip, checked against the node (sandbox.ts). */
-  function resolve(ip: string): PodLookupResult {
+  function resolveOn(ip: string, connection: object | undefined): PodLookupResult {
     const pods = index.claimants(ip);
     if (pods.length === 0) {
       return bindings.isQuarantined(ip) ? { kind: 'unbound', reason: 'address_quarantined' } : UNKNOWN;
     }
     const now = o.clock();
-    const reasons = pods.map((p) => bindings.check(p, ip, now));
+    const seen = connection === undefined ? undefined : verified.get(connection);
+    const reasons = pods.map((p) => {
+      const key = `${p.uid} ${ip}`;
+      if (seen === key) return undefined;
+      const reason = bindings.check(p, ip, now);
+      if (reason === undefined && connection !== undefined && bindings.usesSignal(p.uid, ip)) {
+        verified.set(connection, key);
+      }
+      return reason;
+    });
     const bound = pods.filter((_, i) => reasons[i] === undefined);
     // A Terminating pod whose sandbox is gone no longer counts against the newcomer that now holds the IP;
     // two pods the node cannot tell apart still make a conflict.
@@ -143,9 +157,10 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   return {
     synced: handle.synced,
     isReady: () => ready && fresh(),
-    async byIp(raw): Promise<PodLookupResult> {
+    async byIp(raw, connection): Promise<PodLookupResult> {
       const ip = canonicalIp(raw);
       if (ip === undefined) return UNKNOWN;
+      const resolve = (ip: string) => resolveOn(ip, connection);
       const first = resolve(ip);
       if (first.kind === 'found' || first.kind === 'conflict' || o.unknownPodWaitMs === 0) return first;
       // Unknown, or the node disagrees with the view: wait (bounded) for the view to change for this IP.

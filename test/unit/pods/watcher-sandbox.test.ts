@@ -21,7 +21,7 @@ const VETH_B: SandboxSignal = { ifindex: 9, iface: 'vethb' };
 
 function setup(mode: SandboxBindingMode, listed: unknown[], route: SandboxSignal | undefined, waitMs = 300) {
   let emit: ((e: WatchEvent<unknown>) => void) | undefined;
-  const node = { route };
+  const node = { route, reads: 0 };
   const registry = new Registry();
   const client: KubeClient = {
     server: 'http://test',
@@ -41,7 +41,12 @@ function setup(mode: SandboxBindingMode, listed: unknown[], route: SandboxSignal
     metrics: createMetrics(registry, { defaults: false }),
     logger: createLogger('error', { write: () => undefined }),
     sandboxBinding: mode,
-    sandboxes: { interfaceFor: (ip) => (ip === IP ? node.route : undefined) },
+    sandboxes: {
+      interfaceFor: (ip) => {
+        node.reads++;
+        return ip === IP ? node.route : undefined;
+      },
+    },
   });
   return {
     watcher,
@@ -153,6 +158,24 @@ describe('pod watcher with sandbox binding', () => {
     watcher = s.watcher;
     await s.started();
     expect(await name(s.watcher)).toBe('address_quarantined');
+  });
+
+  it('reads the routes once per connection: a verified connection stays with its sandbox', async () => {
+    const s = setup('auto', [pod('a', 'uid-a')], VETH_A, 0);
+    watcher = s.watcher;
+    await s.started();
+    const keepAlive = {};
+    const reads = s.node.reads;
+    for (let i = 0; i < 3; i++) expect(await s.watcher.byIp(IP, keepAlive)).toMatchObject({ kind: 'found' });
+    expect(s.node.reads - reads).toBe(1);
+    // A later sandbox cannot speak on this connection, so only new connections see the new route.
+    s.node.route = VETH_B;
+    expect(await s.watcher.byIp(IP, keepAlive)).toMatchObject({ kind: 'found', pod: { name: 'a' } });
+    expect(await s.watcher.byIp(IP, {})).toEqual({ kind: 'unbound', reason: 'sandbox_changed' });
+    // The view moving on (a new pod on the IP) is still seen on the old connection: it is not the new pod.
+    s.send('DELETED', pod('a', 'uid-a'));
+    s.send('ADDED', pod('b', 'uid-b'));
+    expect(await s.watcher.byIp(IP, {})).toMatchObject({ kind: 'found', pod: { name: 'b' } });
   });
 
   it('off: the API view alone, Terminating pods included', async () => {
