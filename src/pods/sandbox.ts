@@ -94,6 +94,13 @@ export function judge(
 /** The records, keyed by pod UID and IP, and the addresses quarantined after their pod left. */
 export class SandboxBindings {
   private readonly byKey = new Map<string, Binding>();
+  /** ifindex → the records naming it, to spot an interface that is not one pod's own. */
+  private readonly byIfindex = new Map<number, Set<string>>();
+  /**
+   * Interfaces that route more than one pod's IP (a CNI with /32 routes through one shared device):
+   * they say nothing about which sandbox sent a request, so IPs behind them are judged without a signal.
+   */
+  private readonly shared = new Set<number>();
   /** IP → UID of the pod that last held it and is no longer live there. */
   private readonly quarantined = new Map<string, string>();
 
@@ -109,13 +116,22 @@ export class SandboxBindings {
     if (holder !== undefined && holder !== uid) this.quarantined.delete(ip);
     const key = `${uid} ${ip}`;
     if (this.byKey.has(key) || this.mode === 'quarantine') return;
-    this.byKey.set(key, { signal: this.lookup.interfaceFor(ip) });
+    const signal = this.lookup.interfaceFor(ip);
+    if (signal !== undefined && this.isShared(signal.ifindex, uid)) {
+      if (this.shared.size >= MAX_SHARED) this.shared.clear();
+      this.shared.add(signal.ifindex);
+      for (const other of [...(this.byIfindex.get(signal.ifindex) ?? [])])
+        this.put(other, { signal: undefined });
+      this.put(key, { signal: undefined });
+      return;
+    }
+    this.put(key, { signal });
   }
 
   /** The pod no longer holds ip (deleted, not live, or its IP changed). */
   forget(uid: string, ip: string): void {
     if (this.mode === 'off') return;
-    this.byKey.delete(`${uid} ${ip}`);
+    this.put(`${uid} ${ip}`, undefined);
     this.quarantined.delete(ip);
     this.quarantined.set(ip, uid);
     // Bounded: an IPv6 pod prefix can hand out ever new addresses; the oldest entries go first.
@@ -134,11 +150,40 @@ export class SandboxBindings {
     const v = judge(this.mode, pod.terminating === true, recorded, current, now);
     if (v.kind === 'bound') return undefined;
     if (v.kind === 'rebind') {
-      this.byKey.set(key, v.binding);
+      const to = v.binding.signal?.ifindex ?? 0;
+      if (this.shared.has(to) || this.isShared(to, pod.uid)) return 'sandbox_changed';
+      this.put(key, v.binding);
       return undefined;
     }
-    if (v.binding !== undefined && recorded !== undefined) this.byKey.set(key, v.binding);
+    if (v.binding !== undefined && recorded !== undefined) this.put(key, v.binding);
     return v.reason;
+  }
+
+  /** True when ifindex is recorded for another pod, or known to serve several. */
+  private isShared(ifindex: number, uid: string): boolean {
+    if (this.shared.has(ifindex)) return true;
+    for (const k of this.byIfindex.get(ifindex) ?? []) if (!k.startsWith(`${uid} `)) return true;
+    return false;
+  }
+
+  /** Sets (or, with undefined, drops) a record, keeping byIfindex in step. */
+  private put(key: string, b: Binding | undefined): void {
+    const before = this.byKey.get(key)?.signal?.ifindex;
+    if (before !== undefined) {
+      const set = this.byIfindex.get(before);
+      set?.delete(key);
+      if (set?.size === 0) this.byIfindex.delete(before);
+    }
+    if (b === undefined) {
+      this.byKey.delete(key);
+      return;
+    }
+    this.byKey.set(key, b);
+    const after = b.signal?.ifindex;
+    if (after === undefined) return;
+    let set = this.byIfindex.get(after);
+    if (set === undefined) this.byIfindex.set(after, (set = new Set()));
+    set.add(key);
   }
 
   /** True when requests for this pod and ip are judged by the node's routes (a per-request read). */
@@ -155,3 +200,5 @@ export class SandboxBindings {
 
 /** Far more addresses than a node's pods cycle through in the minutes a lagging view could matter. */
 const MAX_QUARANTINED = 4096;
+/** Shared devices are few (cilium_host, a bridge); the bound only guards against a pathological node. */
+const MAX_SHARED = 1024;

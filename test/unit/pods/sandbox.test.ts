@@ -159,4 +159,49 @@ describe('SandboxBindings', () => {
     expect(off.isQuarantined('10.1.0.5')).toBe(false);
     expect(n.reads()).toBe(1);
   });
+
+  it('an interface routing several pods (one shared device) is no signal: those IPs fall back to quarantine', () => {
+    const shared: SandboxSignal = { ifindex: 3, iface: 'cilium_host' };
+    const n = node({ '10.1.0.5': shared, '10.1.0.6': shared });
+    const b = new SandboxBindings('auto', n.lookup);
+    b.learn('uid-a', '10.1.0.5');
+    expect(b.usesSignal('uid-a', '10.1.0.5')).toBe(true);
+    b.learn('uid-b', '10.1.0.6');
+    for (const [uid, ip] of [
+      ['uid-a', '10.1.0.5'],
+      ['uid-b', '10.1.0.6'],
+    ] as const) {
+      expect(b.usesSignal(uid, ip)).toBe(false);
+      expect(b.check({ uid }, ip, T)).toBeUndefined();
+      expect(b.check({ uid, terminating: true }, ip, T)).toBe('address_quarantined');
+    }
+    // Remembered: a later pod behind the same device gets no signal either, even alone.
+    b.forget('uid-a', '10.1.0.5');
+    b.forget('uid-b', '10.1.0.6');
+    b.learn('uid-c', '10.1.0.5');
+    expect(b.usesSignal('uid-c', '10.1.0.5')).toBe(false);
+    const r = new SandboxBindings('route', n.lookup);
+    r.learn('uid-a', '10.1.0.5');
+    r.learn('uid-b', '10.1.0.6');
+    expect(r.check({ uid: 'uid-a' }, '10.1.0.5', T)).toBe('no_sandbox_signal');
+  });
+
+  it("one pod's IPv4 and IPv6 through its own veth are not a shared interface", () => {
+    const n = node({ '10.1.0.5': A, 'fd00::5': A });
+    const b = new SandboxBindings('auto', n.lookup);
+    b.learn('uid-a', '10.1.0.5');
+    b.learn('uid-a', 'fd00::5');
+    expect(b.usesSignal('uid-a', '10.1.0.5')).toBe(true);
+    expect(b.usesSignal('uid-a', 'fd00::5')).toBe(true);
+  });
+
+  it('never rebinds a pod onto an interface recorded for another pod', () => {
+    const n = node({ '10.1.0.5': A, '10.1.0.9': B });
+    const b = new SandboxBindings('auto', n.lookup);
+    b.learn('uid-a', '10.1.0.5');
+    b.learn('uid-b', '10.1.0.9');
+    n.routes.set('10.1.0.5', B);
+    expect(b.check({ uid: 'uid-a' }, '10.1.0.5', T)).toBe('sandbox_changed');
+    expect(b.check({ uid: 'uid-a' }, '10.1.0.5', T + REBIND_AFTER_MS)).toBe('sandbox_changed');
+  });
 });
