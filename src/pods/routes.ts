@@ -1,11 +1,11 @@
 // The node's routing table as a SandboxLookup (sandbox.ts): which interface holds the host route (/32,
 // /128) for a pod IP, and that interface's ifindex. Read from /proc and /sys without spawning a process or
 // needing a netlink socket (Node has none): /proc/net/route is the IPv4 main table, /proc/net/ipv6_route
-// every IPv6 table (Documentation/networking/proc_net_tcp.rst and the kernel's fib_trie.c, ip6_fib.c
-// format them). Both are read afresh on every call: a snapshot older than the request could still show the
-// previous sandbox's veth, which is the very case this guards against. The files stay open and are read
-// from offset 0 each time (a seq_file restarts there), which costs about half of open-read-close
-// (bench/binding measures it).
+// every IPv6 table (formatted by fib_route_seq_show in the kernel's net/ipv4/fib_trie.c and
+// ipv6_route_native_seq_show in net/ipv6/ip6_fib.c). Both are read afresh on every call: a snapshot older
+// than the request could still show the previous sandbox's veth, which is the very case this guards
+// against. The files stay open and are read from offset 0 each time (a seq_file restarts there), which
+// costs about half of open-read-close (bench/binding measures it).
 // The agent runs in the node's network namespace (hostNetwork), so these files describe the node.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';

@@ -172,7 +172,7 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
         if (r.kind === 'found' || r.kind === 'conflict') break;
       }
       if (first.kind === 'unknown') {
-        o.metrics.unknownPodWaits.inc({ outcome: r.kind === 'unknown' ? 'timeout' : 'found' });
+        o.metrics.unknownPodWaits.inc({ outcome: r.kind === 'found' ? 'found' : 'timeout' });
       } else {
         o.metrics.sandboxWaits.inc({ outcome: r.kind === 'found' ? 'bound' : 'refused' });
       }
