@@ -5,6 +5,7 @@
 // stays resident for the agent's life on every node (bench/frontdoor RESULTS.md).
 import { parseArgs } from 'node:util';
 import * as v from 'valibot';
+import { SANDBOX_BINDING_MODES } from './pods/sandbox.js';
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
 const pattern = (re: RegExp, message: string) => v.pipe(v.string(), v.regex(re, message));
@@ -119,6 +120,15 @@ export const OPTIONS = {
     default: '500',
     help: 'how long a request from an unknown IP waits for the pod watch to catch up',
     schema: int(0, 10_000),
+  },
+  sandboxBinding: {
+    kind: 'string',
+    default: 'auto',
+    help:
+      'Kubernetes mode: bind requests to the pod sandbox that sent them (docs/identity.md). auto: by the ' +
+      'host route of each pod IP where the CNI installs one, else quarantine; route: require host routes; ' +
+      'quarantine: Terminating and departed pods lose identity paths; off: the API view alone',
+    schema: v.picklist(SANDBOX_BINDING_MODES, `must be one of ${SANDBOX_BINDING_MODES.join('|')}`),
   },
   maxPodViewStalenessSeconds: {
     kind: 'string',

@@ -49,6 +49,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         method: req.method,
         target: req.url,
         sourceIp: req.socket.remoteAddress ?? '',
+        connection: req.socket,
         headers: req.headers,
       }),
     );

@@ -38,7 +38,7 @@ export function createPipeline(deps: AppDeps) {
     // identity and goes on.
     if (isIdentityPath(cls) && !deps.podLookup.isReady())
       throw new ImdsError('NOT_READY', 'pod view not ready');
-    const lookup = await deps.podLookup.byIp(req.sourceIp);
+    const lookup = await deps.podLookup.byIp(req.sourceIp, req.connection);
     checkSession(req, lookup);
     switch (cls.kind) {
       case 'concealed':
@@ -68,7 +68,10 @@ export function createPipeline(deps: AppDeps) {
     if (req.headers['x-forwarded-for'] !== undefined) throw reject('forwarded_for', 'FORWARDED_FOR_REJECTED');
     const ttl = parseTtl(req.headers[TTL_HEADER]);
     if (ttl === undefined) throw reject('ttl_invalid', 'TOKEN_TTL_INVALID');
-    const token = deps.tokens.mint(bindingOf(req, await deps.podLookup.byIp(req.sourceIp)), ttl);
+    const token = deps.tokens.mint(
+      bindingOf(req, await deps.podLookup.byIp(req.sourceIp, req.connection)),
+      ttl,
+    );
     deps.metrics.tokensMinted.inc();
     return { status: 200, contentType: 'text/plain', body: token, headers: { [TTL_HEADER]: String(ttl) } };
   }

@@ -1,13 +1,17 @@
 // PodLookup backed by a node-scoped list+watch (spec.nodeName=<node>, as kube2iam's --node: memory stays
 // proportional to this node's pods, not the cluster's; jtblin/kube2iam PR #108). An IP not yet known waits
 // a bounded time for the watch to deliver it, then fails closed (kube2iam#136, kiam#46: pods ask before
-// the agent has seen them).
+// the agent has seen them). Every found pod is also checked against the node (sandbox.ts): a request from
+// a sandbox other than the one recorded for the pod waits the same bounded time for the view to catch up
+// (the new pod's status), then fails closed.
 import type { V1Pod } from '@kubernetes/client-node';
 import { startListWatch, type ListWatchHandle } from '../kube/list-watch.js';
 import type { KubeClient } from '../kube/rest.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { PodIndex, canonicalIp, type IndexChange, type IndexedPod } from './index.js';
+import { createRouteTable } from './routes.js';
+import { SandboxBindings, type SandboxBindingMode, type SandboxLookup } from './sandbox.js';
 import type { Clock, PodLookup, PodLookupResult } from './types.js';
 
 export interface PodWatcherOptions {
@@ -21,6 +25,10 @@ export interface PodWatcherOptions {
   readonly logger: Logger;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
+  /** --sandbox-binding; auto when unset. */
+  readonly sandboxBinding?: SandboxBindingMode;
+  /** The node's routes (/proc, /sys) when unset. */
+  readonly sandboxes?: SandboxLookup;
 }
 
 export interface PodWatcher extends PodLookup {
@@ -34,6 +42,7 @@ export interface PodWatcher extends PodLookup {
 
 export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   const index = new PodIndex();
+  const bindings = new SandboxBindings(o.sandboxBinding ?? 'auto', o.sandboxes ?? createRouteTable());
   const listeners = new Set<(c: Exclude<IndexChange, { kind: 'none' }>) => void>();
   const waiters = new Map<string, Set<() => void>>();
   let ready = false;
@@ -42,6 +51,7 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
 
   const emit = (c: IndexChange) => {
     if (c.kind === 'none') return;
+    follow(bindings, c);
     if (c.kind !== 'removed') for (const ip of c.pod.ips) wake(ip);
     for (const l of listeners) {
       try {
@@ -99,9 +109,9 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   }, 1000);
   staleness.unref();
 
-  function waitFor(ip: string): Promise<void> {
+  function waitFor(ip: string, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, o.unknownPodWaitMs);
+      const timer = setTimeout(done, ms);
       let set = waiters.get(ip);
       if (set === undefined) waiters.set(ip, (set = new Set()));
       set.add(done);
@@ -114,18 +124,59 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
     });
   }
 
+  // A TCP connection belongs to the sandbox that made its handshake: a later sandbox on the same IP cannot
+  // speak on it (it would need the connection's sequence numbers, RFC 9293 §3.4.1). So a connection the
+  // node's routes verified for a pod stays verified, and keep-alive requests skip the route read.
+  const verified = new WeakMap<object, string>();
+
+  /** The view's answer for ip, checked against the node (sandbox.ts). */
+  function resolveOn(ip: string, connection: object | undefined): PodLookupResult {
+    const pods = index.claimants(ip);
+    if (pods.length === 0) {
+      return bindings.isQuarantined(ip) ? { kind: 'unbound', reason: 'address_quarantined' } : UNKNOWN;
+    }
+    const now = o.clock();
+    const seen = connection === undefined ? undefined : verified.get(connection);
+    const reasons = pods.map((p) => {
+      const key = `${p.uid} ${ip}`;
+      if (seen === key) return undefined;
+      const reason = bindings.check(p, ip, now);
+      if (reason === undefined && connection !== undefined && bindings.usesSignal(p.uid, ip)) {
+        verified.set(connection, key);
+      }
+      return reason;
+    });
+    const bound = pods.filter((_, i) => reasons[i] === undefined);
+    // A Terminating pod whose sandbox is gone no longer counts against the newcomer that now holds the IP;
+    // two pods the node cannot tell apart still make a conflict.
+    if (bound.length === 1 && bound[0] !== undefined) return { kind: 'found', pod: bound[0] };
+    if (pods.length > 1) return { kind: 'conflict' };
+    return { kind: 'unbound', reason: reasons[0] ?? 'sandbox_changed' };
+  }
+
   return {
     synced: handle.synced,
     isReady: () => ready && fresh(),
-    async byIp(raw): Promise<PodLookupResult> {
-      const first = index.lookup(raw);
-      if (first.kind !== 'unknown') return first;
+    async byIp(raw, connection): Promise<PodLookupResult> {
       const ip = canonicalIp(raw);
-      if (ip === undefined || o.unknownPodWaitMs === 0) return first;
-      await waitFor(ip);
-      const second = index.lookup(ip);
-      o.metrics.unknownPodWaits.inc({ outcome: second.kind === 'unknown' ? 'timeout' : 'found' });
-      return second;
+      if (ip === undefined) return UNKNOWN;
+      const resolve = (ip: string) => resolveOn(ip, connection);
+      const first = resolve(ip);
+      if (first.kind === 'found' || first.kind === 'conflict' || o.unknownPodWaitMs === 0) return first;
+      // Unknown, or the node disagrees with the view: wait (bounded) for the view to change for this IP.
+      const deadline = performance.now() + o.unknownPodWaitMs;
+      let r: PodLookupResult = first;
+      for (let left = o.unknownPodWaitMs; left > 0; left = deadline - performance.now()) {
+        await waitFor(ip, left);
+        r = resolve(ip);
+        if (r.kind === 'found' || r.kind === 'conflict') break;
+      }
+      if (first.kind === 'unknown') {
+        o.metrics.unknownPodWaits.inc({ outcome: r.kind === 'found' ? 'found' : 'timeout' });
+      } else {
+        o.metrics.sandboxWaits.inc({ outcome: r.kind === 'found' ? 'bound' : 'refused' });
+      }
+      return r;
     },
     pods: () => index.pods(),
     onChange(listener) {
@@ -138,4 +189,14 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
       for (const ip of [...waiters.keys()]) wake(ip);
     },
   };
+}
+
+const UNKNOWN: PodLookupResult = { kind: 'unknown' };
+
+/** Records follow the view: an IP a pod gains is recorded, an IP it loses is quarantined. */
+function follow(bindings: SandboxBindings, c: Exclude<IndexChange, { kind: 'none' }>): void {
+  const kept = c.kind === 'removed' ? [] : c.pod.ips;
+  const lost = c.kind === 'removed' ? c.pod.ips : c.kind === 'updated' ? c.before.ips : [];
+  for (const ip of lost) if (!kept.includes(ip)) bindings.forget(c.pod.uid, ip);
+  for (const ip of kept) bindings.learn(c.pod.uid, ip);
 }

@@ -200,6 +200,30 @@ describe('credential paths (§13 #21-#38)', () => {
     expect((await h.metrics.podIpConflicts.get()).values[0]?.value).toBe(1);
   });
 
+  it('answers 404 with a typed reason when the node says the sender is not the pod the view names', async () => {
+    for (const [i, reason] of (
+      ['sandbox_changed', 'address_quarantined', 'no_sandbox_signal'] as const
+    ).entries()) {
+      const ip = `10.0.0.${20 + i}`;
+      h.pods.set(ip, { kind: 'unbound', reason });
+      for (const path of [CREDS, `${CREDS}app-role`, '/latest/meta-data/iam/info']) {
+        const res = await get(path, ip);
+        expect(res.statusCode).toBe(404);
+        expect(res.body).not.toMatch(/app-role|team|web/);
+      }
+    }
+    expect(h.issued).toEqual([]);
+    expect(h.upstreamCalls).toEqual([]);
+    const d = await h.metrics.decisions.get();
+    expect(
+      d.values.filter((v) => v.labels.outcome === 'deny').map((v) => [v.labels.reason, v.value]),
+    ).toEqual([
+      ['sandbox_changed', 3],
+      ['address_quarantined', 3],
+      ['no_sandbox_signal', 3],
+    ]);
+  });
+
   it('refuses other spellings of credential paths and never forwards them (#33)', async () => {
     for (const p of [
       '/latest/meta-data/IAM/security-credentials/',
