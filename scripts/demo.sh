@@ -19,8 +19,8 @@ bash scripts/setup.sh
 npm run --silent build
 
 say "the node: kubelet, containerd and a CNI bridge in network namespaces; images built with podman"
-node_was_up=0
-bash test/node/status >/dev/null 2>&1 && node_was_up=1
+# A fresh node, so that it registers with the startup taint as a new EKS node would.
+bash test/node/down
 bash test/node/up
 # shellcheck source=../test/node/lib.sh
 . test/node/lib.sh
@@ -32,18 +32,18 @@ cleanup() {
   say "cleaning up"
   helm uninstall imdsgate -n imdsgate --wait --timeout 60s >/dev/null 2>&1 || true
   kubectl delete ns shop batch --wait=false >/dev/null 2>&1 || true
-  if [ $node_was_up = 0 ]; then bash test/node/down; else echo "(the node bed was already up; left up)"; fi
+  bash test/node/down
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "a new node registers with the startup taint: no app pod may run before its agent is ready"
-run kubectl get nodes -o custom-columns=NAME:.metadata.name,STATUS:.status.conditions[-1].type,TAINTS:.spec.taints[*].key
+run kubectl get node "$NODE_NAME" -o custom-columns=NAME:.metadata.name,READY:.status.conditions[-1].status,TAINTS:.spec.taints[*].key
 
 say "helm install (the image from the Dockerfile; values in test/node/values.yaml)"
 run helm upgrade --install imdsgate charts/imdsgate -n imdsgate --create-namespace --values test/node/values.yaml --wait
 run kubectl -n imdsgate get ds,pods -o wide
-run kubectl get nodes -o custom-columns=NAME:.metadata.name,TAINTS:.spec.taints[*].key
+run kubectl get node "$NODE_NAME" -o custom-columns=NAME:.metadata.name,TAINTS:.spec.taints[*].key
 
 say "two teams: shop may use shop-* roles, batch may use batch-* roles"
 kubectl apply -f - >/dev/null <<'YAML'
@@ -100,8 +100,8 @@ run node dist/main.js explain --namespace batch --pod intruder --kubeconfig "$KU
   --region us-east-1 --log-level warn || true
 
 say "the agent's decisions in its log"
-grep -h '"msg":"decision"' "$NODE_RUN"/pod-logs/imdsgate_imdsgate-*/imdsgate/*.log | grep -E '"(shop|batch)"' | tail -n 4 |
-  jq -c '{namespace, pod, role, outcome, reason: .decisionReason, path, status}'
+sed -E 's/^\S+ (stdout|stderr) [FP] //' "$NODE_RUN"/pod-logs/imdsgate_imdsgate-*/imdsgate/*.log | grep '"msg":"decision"' |
+  grep -E '"namespace":"(shop|batch)"' | tail -n 4 | jq -c '{namespace, pod, role, outcome, reason: .decisionReason, path, status}'
 
 say "the interception rules in the node's netfilter"
 nsenter -t "$HOLDER" -m -n iptables-nft-save | grep -E 'IMDSGATE' | grep -E 'cni0|PREROUTING' | cut -c1-150
