@@ -56,7 +56,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     }),
     upstreamErrors: new Counter({
       name: 'imdsgate_upstream_errors_total',
-      help: 'Upstream IMDS failures by kind (timeout|connect|session)',
+      help: 'Upstream IMDS failures by kind (timeout|connect|session|invalid: redirect, odd status or body over the cap)',
       labelNames: ['kind'],
       registers: r,
     }),
