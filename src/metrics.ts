@@ -62,7 +62,7 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     }),
     credentialCache: new Counter({
       name: 'imdsgate_credential_cache_events_total',
-      help: 'Credential cache events (hit|miss|prefetch|refresh|stale_served|evict|error)',
+      help: 'Credential cache events (hit|miss|prefetch|refresh|stale_served|evict|error|wait_timeout)',
       labelNames: ['event'],
       registers: r,
     }),

@@ -8,6 +8,7 @@
 //   evil         200 with hop-by-hop, cookie, proxy and made-up headers and a bad Content-Type
 //   PUT /latest/api/token   200 with a session token (or stalls when `stallToken` is set)
 //   anything else    200 "ok", text/plain
+// Setting `mode` applies one behaviour to every request, whatever its method or path (a stand-in STS).
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -34,6 +35,7 @@ export interface HostileUpstream {
   /** Sockets still open; with `key`, only those whose last request's last segment is `key`. */
   openSockets(key?: string): number;
   stallToken: boolean;
+  mode: 'stall' | 'trickle' | 'huge' | 'redirect' | 'evil' | undefined;
   stop(): Promise<void>;
 }
 
@@ -46,6 +48,7 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
     openSockets: (key) =>
       [...sockets].filter(([s, path]) => !s.destroyed && (key === undefined || last(path) === key)).length,
     stallToken: false,
+    mode: undefined,
     async stop() {
       for (const t of timers) clearInterval(t);
       for (const s of sockets.keys()) s.destroy();
@@ -71,10 +74,10 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
   });
 
   function answer(sock: Socket, method: string, path: string): void {
-    const key = last(path);
+    const key = state.mode ?? last(path);
     const head = (status: string, lines: string[]) =>
       sock.write(`HTTP/1.1 ${status}\r\nServer: EC2ws\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`);
-    if (method === 'PUT') {
+    if (method === 'PUT' && state.mode === undefined) {
       if (state.stallToken) return;
       head('200 OK', ['Content-Type: text/plain', 'Content-Length: 7']);
       sock.write('token-1');
