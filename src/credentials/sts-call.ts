@@ -108,8 +108,10 @@ export class NodeCredentialsError extends Error {
 export function stsErrorCode(err: unknown): string {
   if (err instanceof NodeCredentialsError) return err.name;
   const e = err as { name?: unknown; code?: unknown; $metadata?: { httpStatusCode?: unknown } };
-  if (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') return 'Timeout';
+  // The SDK names ECONNRESET and EPIPE "TimeoutError" too, so the code decides first.
+  if (e.code === 'ETIMEDOUT') return 'Timeout';
   if (typeof e.code === 'string' && /^E[A-Z0-9_]+$/.test(e.code)) return 'NetworkError';
+  if (e.name === 'TimeoutError') return 'Timeout';
   if (typeof e.$metadata?.httpStatusCode !== 'number') return 'NetworkError';
   const name = typeof e.name === 'string' ? e.name : '';
   return /^[A-Za-z]{1,64}$/.test(name) ? name : 'UnknownError';

@@ -61,7 +61,7 @@ export async function filterListing(
   const role = access.includes('role') ? await hasRole() : false;
   const kept = lines.filter((_, i) => {
     const a = access[i];
-    return a === 'readable' || (a === 'role' && role);
+    return a === 'readable' || a === 'blank' || (a === 'role' && role);
   });
   return Buffer.from(kept.join('\n'), 'latin1');
 }

@@ -26,6 +26,7 @@ describe('stsErrorCode', () => {
     [Object.assign(new Error('x'), { name: 'TimeoutError' }), 'Timeout'],
     [Object.assign(new Error('x'), { code: 'ETIMEDOUT' }), 'Timeout'],
     [Object.assign(new Error('x'), { code: 'ECONNREFUSED' }), 'NetworkError'],
+    [Object.assign(new Error('x'), { name: 'TimeoutError', code: 'ECONNRESET' }), 'NetworkError'],
     [Object.assign(new Error('x'), { name: 'AbortError' }), 'NetworkError'],
     [
       Object.assign(new Error('x'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }),

@@ -80,7 +80,7 @@ describe('filterListing', () => {
     ['/latest/', 'dynamic\nmeta-data\nuser-data', false, ['dynamic', 'meta-data']],
     ['/', '1.0\n2007-01-19\nlatest\nmystery', false, ['1.0', '2007-01-19', 'latest']],
     ['/latest/dynamic/', 'fws/\ninstance-identity/\nsecret-thing/', false, ['fws/', 'instance-identity/']],
-    ['/latest/meta-data/', 'instance-id\r\niam/\r\n', false, ['instance-id\r']],
+    ['/latest/meta-data/', 'instance-id\r\niam/\r\n', false, ['instance-id\r', '']],
   ])('%s (role: %s)', async (dir, body, role, want) => {
     const out = await filterListing(Buffer.from(body), dir, policy, () => role);
     expect(out.toString('latin1').split('\n')).toEqual(want);
