@@ -4,7 +4,7 @@
 // sample and, for decisions, one log line.
 import { ImdsError } from '../errors.js';
 import { canonicalize, toWire } from '../imds/canonical.js';
-import { filterListing } from '../imds/listing.js';
+import { createListingFilter } from '../imds/listing.js';
 import { createPathPolicy, type PathClass, type PathPolicy } from '../imds/paths.js';
 import { TOKEN_HEADER, TTL_HEADER, parseTtl, type TokenBinding } from '../imds/tokens.js';
 import type { PodLookupResult } from '../pods/types.js';
@@ -23,6 +23,7 @@ export interface RequestContext {
 export function createPipeline(deps: AppDeps) {
   const policy = createPathPolicy({ allow: deps.config.allowPath, deny: deps.config.denyPath });
   const targets = createTargetMemo(policy);
+  const filterListing = createListingFilter(policy);
   const decisionLoggers = createDecisionLoggers(deps.logger);
 
   async function route(req: PodRequest, ctx: RequestContext): Promise<Answer> {
@@ -58,7 +59,7 @@ export function createPipeline(deps: AppDeps) {
     // A listing names only what this pod can then read (imds/listing.ts).
     const body =
       t.dir && res.status === 200
-        ? await filterListing(res.body, t.path, policy, () => podHasRole(deps, lookup))
+        ? await filterListing(res.body, t.path, () => podHasRole(deps, lookup))
         : res.body;
     return {
       status: res.status,

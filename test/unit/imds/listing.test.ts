@@ -1,7 +1,7 @@
 // Listing filter: which forwarded paths are directories, how entries map to paths, and what a pod with
 // and without a role sees of upstream's listings. Pure; table-driven.
 import { describe, expect, it } from 'vitest';
-import { entryPath, filterListing } from '../../../src/imds/listing.js';
+import { createListingFilter, entryPath, filterListing } from '../../../src/imds/listing.js';
 import { createPathPolicy } from '../../../src/imds/paths.js';
 
 const policy = createPathPolicy();
@@ -105,5 +105,32 @@ describe('filterListing', () => {
     expect(meta.toString().split('\n')).not.toContain('hostname');
     const root = await filterListing(Buffer.from('meta-data\nuser-data'), '/latest/', p, () => false);
     expect(root.toString()).toBe('meta-data\nuser-data');
+  });
+});
+
+describe('createListingFilter', () => {
+  it('answers as filterListing, remembers per directory and body, and follows a changed body', async () => {
+    const filter = createListingFilter(policy);
+    const dir = '/latest/meta-data/';
+    for (const role of [false, true]) {
+      const want = await filterListing(Buffer.from(META), dir, policy, () => role);
+      const first = await filter(Buffer.from(META), dir, () => role);
+      expect(first.equals(want)).toBe(true);
+      expect(await filter(Buffer.from(META), dir, () => role)).toBe(first);
+    }
+    const changed = await filter(Buffer.from('instance-id\ntags/'), dir, () => false);
+    expect(changed.toString()).toBe('instance-id');
+    const plain = Buffer.from('availability-zone\nregion');
+    expect(await filter(plain, '/latest/meta-data/placement/', () => true)).toBe(plain);
+  });
+
+  it('asks whether the pod has a role only when an entry depends on it', async () => {
+    const filter = createListingFilter(policy);
+    let asked = 0;
+    await filter(Buffer.from('user-data\nmeta-data'), '/latest/', () => (asked++, true));
+    expect(asked).toBe(0);
+    await filter(Buffer.from(META), '/latest/meta-data/', () => (asked++, true));
+    await filter(Buffer.from(META), '/latest/meta-data/', () => (asked++, false));
+    expect(asked).toBe(2);
   });
 });
