@@ -20,9 +20,18 @@ command -v apt-get >/dev/null || { log "apt-get missing: cloud-init comes from D
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 log "cloud-init $CLOUD_INIT_VERSION: downloading"
-# apt-get download needs the package lists; they exist after scripts/setup.sh's apt-get update.
-(cd "$tmp" && apt-get download -qq "cloud-init=$CLOUD_INIT_VERSION" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
-deb=$(ls "$tmp"/cloud-init_*.deb 2>/dev/null | head -n1)
+download() {
+  (cd "$tmp" && apt-get download -qq "cloud-init=$CLOUD_INIT_VERSION" 2>&1 |
+    grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  ls "$tmp"/cloud-init_*.deb 2>/dev/null | head -n1
+}
+deb=$(download)
+if [ -z "$deb" ]; then
+  # A fresh machine whose packages were all present never ran apt-get update in scripts/setup.sh.
+  log "cloud-init $CLOUD_INIT_VERSION: not in the package lists; apt-get update"
+  apt-get update -qq >&2 || true
+  deb=$(download)
+fi
 [ -n "$deb" ] || { log "cloud-init $CLOUD_INIT_VERSION: download failed (apt-get update first?)"; exit 1; }
 mkdir -p "$tmp/x" "$CACHE/cloud-init"
 dpkg-deb -x "$deb" "$tmp/x"
