@@ -100,6 +100,14 @@ export const OPTIONS = {
     help: 'per-request timeout towards upstream IMDS (SDKs give up at 1 s)',
     schema: int(50, 30_000),
   },
+  credentialWaitMs: {
+    kind: 'string',
+    default: '900',
+    help:
+      'how long a credential request waits for an STS call before a 503 (the call goes on and serves ' +
+      'later requests; SDKs give up at 1 s)',
+    schema: int(100, 30_000),
+  },
   identityFile: {
     kind: 'string',
     help: 'YAML map of pod IP to identity (demo/tests; replaces the Kubernetes watch)',

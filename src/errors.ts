@@ -21,6 +21,7 @@ export const ERRORS = {
   HEADERS_TOO_LARGE: { status: 431, message: 'Request header fields too large' },
   INTERNAL_ERROR: { status: 500, message: 'Internal Server Error' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'Metadata service unavailable' },
+  UPSTREAM_INVALID: { status: 502, message: 'Metadata service gave an invalid answer' },
   CREDENTIALS_UNAVAILABLE: { status: 503, message: 'Credentials temporarily unavailable' },
   NOT_READY: { status: 503, message: 'Agent not ready' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'Metadata service timed out' },

@@ -56,13 +56,13 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     }),
     upstreamErrors: new Counter({
       name: 'imdsgate_upstream_errors_total',
-      help: 'Upstream IMDS failures by kind (timeout|connect|session)',
+      help: 'Upstream IMDS failures by kind (timeout|connect|session|invalid: redirect, odd status or body over the cap)',
       labelNames: ['kind'],
       registers: r,
     }),
     credentialCache: new Counter({
       name: 'imdsgate_credential_cache_events_total',
-      help: 'Credential cache events (hit|miss|prefetch|refresh|stale_served|evict|error)',
+      help: 'Credential cache events (hit|miss|prefetch|refresh|stale_served|evict|error|wait_timeout)',
       labelNames: ['event'],
       registers: r,
     }),

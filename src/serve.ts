@@ -159,7 +159,12 @@ async function credentialIssuer(cfg: Config, d: Deps): Promise<CredentialIssuer>
           sessionTags: cfg.sessionTags,
           ...(cfg.nodeName !== undefined ? { nodeName: cfg.nodeName } : {}),
         });
-  return createCredentialCache(issuer, { clock: d.clock, metrics: d.metrics, logger: d.logger });
+  return createCredentialCache(issuer, {
+    clock: d.clock,
+    metrics: d.metrics,
+    logger: d.logger,
+    waitMs: cfg.credentialWaitMs,
+  });
 }
 
 /** Service-account tokens through TokenRequest; loaded lazily so file mode never loads the kube client. */

@@ -12,6 +12,10 @@
 //  - jitter: pods prefetched together (a node boot, a rollout) would otherwise all refresh in the same
 //    sweep, and all retry in lockstep after an STS outage. Each session's refresh starts at a random point
 //    in the first half of its refresh window, and each retry delay is shortened by up to a third, at random.
+//  - a pod with nothing servable waits for the STS call at most waitMs, then gets a 503 while the call
+//    goes on and fills the cache for later requests: SDKs give up on IMDS after 1 s (botocore's
+//    AWS_METADATA_SERVICE_TIMEOUT, the JS SDK's fromInstanceMetadata timeout), and a prompt 503 tells
+//    them more than their own timeout does.
 import { ImdsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -35,6 +39,8 @@ export interface CredentialCacheOptions {
   readonly sweepIntervalMs?: number;
   /** [0, 1) for the jitter of refreshes and retries; tests pass a fixed one (default Math.random). */
   readonly random?: () => number;
+  /** How long a request waits for an STS call before its 503 (default 0: as long as the call takes). */
+  readonly waitMs?: number;
 }
 
 export interface CredentialCache extends CredentialIssuer {
@@ -157,6 +163,20 @@ export function createCredentialCache(
     );
   }
 
+  /** The call `p` goes on whatever happens here; only this request stops waiting for it. */
+  function waitFor(p: Promise<Credentials>): Promise<Credentials> {
+    const waitMs = opts.waitMs ?? 0;
+    if (waitMs <= 0) return p;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        event('wait_timeout');
+        reject(new ImdsError('CREDENTIALS_UNAVAILABLE', `no STS answer within ${waitMs} ms; still waiting`));
+      }, waitMs);
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  }
+
   const timer =
     (opts.sweepIntervalMs ?? 15_000) > 0
       ? setInterval(() => void cache.sweep(), opts.sweepIntervalMs ?? 15_000)
@@ -175,13 +195,13 @@ export function createCredentialCache(
       }
       if (e.inflight !== undefined) {
         event('miss');
-        return e.inflight;
+        return waitFor(e.inflight);
       }
       if (clock() < e.retryAt) {
         throw e.lastError ?? new ImdsError('CREDENTIALS_UNAVAILABLE', 'STS backing off');
       }
       event('miss');
-      return fetch(key, e);
+      return waitFor(fetch(key, e));
     },
     async prefetch(req) {
       const key = keyFor(req);

@@ -32,6 +32,8 @@ export interface AssumeRoleIssuerOptions {
   readonly logger: Logger;
   /** Tests inject a fake STS; production uses @aws-sdk/client-sts. */
   readonly send?: StsSend;
+  /** Total deadline of one STS call (default STS_LIMITS.totalMs). */
+  readonly stsTotalMs?: number;
 }
 
 /** The parameters of one AssumeRole call, validated; also the source of the cache key. */
@@ -63,15 +65,16 @@ export function createAssumeRoleIssuer(opts: AssumeRoleIssuerOptions): Credentia
   if (bad !== undefined) throw new Error(`assume-role issuer: ${bad}`);
   const send: StsSend =
     opts.send ??
-    ((cmd) => {
+    ((cmd, o) => {
       const client = lazyClient();
-      return client.send(cmd as AssumeRoleCommand);
+      return client.send(cmd as AssumeRoleCommand, o);
     });
   let client: ReturnType<typeof createStsClient> | undefined;
   const lazyClient = () =>
     (client ??= createStsClient({
       region: opts.region,
       ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+      logger: opts.logger,
       // The SDK memoizes a provider whose identity has no expiration forever; an expiration of "now"
       // makes it ask every time, and the upstream client keeps (and refreshes) the node's credentials.
       credentials: async () => {
@@ -98,7 +101,7 @@ export function createAssumeRoleIssuer(opts: AssumeRoleIssuerOptions): Credentia
       }
       return callSts(
         'AssumeRole',
-        () => send(new AssumeRoleCommand(input)),
+        (abortSignal) => send(new AssumeRoleCommand(input), { abortSignal }),
         { ...ctx, sessionName: input.RoleSessionName },
         opts,
       );

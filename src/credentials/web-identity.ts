@@ -22,6 +22,8 @@ export interface WebIdentityIssuerOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly send?: StsSend;
+  /** Total deadline of one STS call (default STS_LIMITS.totalMs). */
+  readonly stsTotalMs?: number;
 }
 
 const API = 'AssumeRoleWithWebIdentity';
@@ -32,12 +34,13 @@ export function createWebIdentityIssuer(opts: WebIdentityIssuerOptions): Credent
   let client: ReturnType<typeof createStsClient> | undefined;
   const send: StsSend =
     opts.send ??
-    ((cmd) => {
+    ((cmd, o) => {
       client ??= createStsClient({
         region: opts.region,
         ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+        logger: opts.logger,
       });
-      return client.send(cmd as AssumeRoleWithWebIdentityCommand);
+      return client.send(cmd as AssumeRoleWithWebIdentityCommand, o);
     });
   const base = (req: CredentialRequest) => ({
     RoleArn: req.roleArn,
@@ -72,7 +75,12 @@ export function createWebIdentityIssuer(opts: WebIdentityIssuerOptions): Credent
       }
       if (token.length < 4 || token.length > 20_000) reject(ctx, 'web identity token length outside 4-20000');
       const command = new AssumeRoleWithWebIdentityCommand({ ...input, WebIdentityToken: token });
-      return callSts(API, () => send(command), { ...ctx, sessionName: input.RoleSessionName }, opts);
+      return callSts(
+        API,
+        (abortSignal) => send(command, { abortSignal }),
+        { ...ctx, sessionName: input.RoleSessionName },
+        opts,
+      );
     },
   };
 }

@@ -52,6 +52,13 @@ export async function answerIam(
   }
 }
 
+/** Whether the pod may read its IAM paths (for listings: no metric, no decision log line). */
+export async function podHasRole(deps: AppDeps, lookup: PodLookupResult): Promise<boolean> {
+  if (lookup.kind !== 'found') return false;
+  const d = deps.roleResolver.resolve(lookup.pod);
+  return (d instanceof Promise ? await d : d).allow;
+}
+
 async function credentials(
   deps: AppDeps,
   lookup: PodLookupResult,

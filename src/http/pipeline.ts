@@ -4,12 +4,13 @@
 // sample and, for decisions, one log line.
 import { ImdsError } from '../errors.js';
 import { canonicalize, toWire } from '../imds/canonical.js';
+import { createListingFilter } from '../imds/listing.js';
 import { createPathPolicy, type PathClass, type PathPolicy } from '../imds/paths.js';
 import { TOKEN_HEADER, TTL_HEADER, parseTtl, type TokenBinding } from '../imds/tokens.js';
 import type { PodLookupResult } from '../pods/types.js';
 import { errorAnswer } from './answers.js';
 import type { Logger } from '../logger.js';
-import { answerIam, type DecisionLog } from './iam.js';
+import { answerIam, podHasRole, type DecisionLog } from './iam.js';
 import type { Answer, AppDeps, PodRequest, RouteClass } from './types.js';
 
 export interface RequestContext {
@@ -22,6 +23,7 @@ export interface RequestContext {
 export function createPipeline(deps: AppDeps) {
   const policy = createPathPolicy({ allow: deps.config.allowPath, deny: deps.config.denyPath });
   const targets = createTargetMemo(policy);
+  const filterListing = createListingFilter(policy);
   const decisionLoggers = createDecisionLoggers(deps.logger);
 
   async function route(req: PodRequest, ctx: RequestContext): Promise<Answer> {
@@ -46,17 +48,22 @@ export function createPipeline(deps: AppDeps) {
       case 'forward':
       case 'version-listing':
         // HEAD goes upstream as GET; Node drops the body and the headers stay those of a GET (§13 #14).
-        return forward(t.wire);
+        return forward(t, lookup);
       default:
         return answerIam(deps, cls, lookup, ctx);
     }
   }
 
-  async function forward(wirePath: string): Promise<Answer> {
-    const res = await deps.upstream.forward('GET', wirePath);
+  async function forward(t: Extract<Target, { ok: true }>, lookup: PodLookupResult): Promise<Answer> {
+    const res = await deps.upstream.forward('GET', t.wire);
+    // A listing names only what this pod can then read (imds/listing.ts).
+    const body =
+      t.dir && res.status === 200
+        ? await filterListing(res.body, t.path, () => podHasRole(deps, lookup))
+        : res.body;
     return {
       status: res.status,
-      body: res.body,
+      body,
       ...(res.contentType ? { contentType: res.contentType } : {}),
     };
   }
@@ -130,6 +137,8 @@ type Target =
       readonly cls: PathClass;
       readonly route: RouteClass;
       readonly wire: string;
+      /** A directory whose forwarded listing is filtered. */
+      readonly dir: boolean;
     };
 
 /** Targets remembered at most, and only short ones; the memo is dropped whole when full. */
@@ -148,7 +157,8 @@ function createTargetMemo(policy: PathPolicy) {
     const canon = canonicalize(target);
     if (!canon.ok) return canon;
     const cls = policy.classify(canon.path);
-    return { ok: true, path: canon.path, cls, route: routeOf(cls), wire: toWire(canon.path) };
+    const dir = policy.isDirectory(canon.path);
+    return { ok: true, path: canon.path, cls, route: routeOf(cls), wire: toWire(canon.path), dir };
   };
   return {
     get(target: string): Target {

@@ -66,12 +66,20 @@ const HARD_DENY = ['api/**', 'meta-data/iam/**', 'meta-data/identity-credentials
 
 export interface PathPolicy {
   classify(canonicalPath: string): PathClass;
+  /**
+   * Whether a forwarded canonical path is a directory whose listing may name entries the policy hides:
+   * the root, a version root, and every directory above a glob of the policy (listing.ts filters these).
+   */
+  isDirectory(canonicalPath: string): boolean;
 }
 
 export function createPathPolicy(opts: { allow?: readonly string[]; deny?: readonly string[] } = {}) {
   const hardDeny = HARD_DENY.map((g) => compileGlob(g, true));
   const deny = (opts.deny ?? []).map((g) => compileGlob(g, true));
   const allow = [...DEFAULT_ALLOW, ...(opts.allow ?? [])].map((g) => compileGlob(g, false));
+  const dirs = [...HARD_DENY, ...DEFAULT_ALLOW, ...(opts.allow ?? []), ...(opts.deny ?? [])]
+    .flatMap(parentsOf)
+    .map((g) => compileGlob(g, true));
   const policy = (rest: string): PathClass => {
     const p = rest.endsWith('/') ? rest.slice(0, -1) : rest;
     if (hardDeny.some((re) => re.test(p))) return { kind: 'concealed', reason: 'hard_deny' };
@@ -91,6 +99,12 @@ export function createPathPolicy(opts: { allow?: readonly string[]; deny?: reado
       }
       if (rest === '') return { kind: 'version-listing' };
       return classifyRest(version, rest) ?? policy(rest);
+    },
+    isDirectory(path: string): boolean {
+      const segs = path.split('/').filter((s) => s !== '');
+      if (segs.length <= 1) return true;
+      const rest = segs.slice(1).join('/');
+      return dirs.some((re) => re.test(rest));
     },
   } satisfies PathPolicy;
 }
@@ -132,6 +146,15 @@ function classifyIam(segs: string[], lower: string[]): PathClass {
 }
 
 const refused = (reason: string): PathClass => ({ kind: 'refused', reason });
+
+// The directories above a glob: for a/STAR/c/d they are a, a/STAR and a/STAR/c (STAR being a `*`
+// segment); nothing at or below a `**` segment.
+function parentsOf(glob: string): string[] {
+  const segs = glob.replace(/^\/+/, '').replace(/\/+$/, '').split('/');
+  const out: string[] = [];
+  for (let i = 1; i < segs.length && !segs[i - 1]!.includes('**'); i++) out.push(segs.slice(0, i).join('/'));
+  return out;
+}
 
 /** Glob → anchored RegExp. `**` spans segments, `*` does not, `x/**` also matches `x`. */
 export function compileGlob(glob: string, caseInsensitive: boolean): RegExp {

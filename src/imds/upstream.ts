@@ -2,21 +2,17 @@
 // own (pods' tokens are never relayed; imds-protocol.md §0.6, §3), and only the headers the agent chooses,
 // so no X-Forwarded-For / Forwarded / Via ever reaches IMDS (§0.2, §13 #10). No retries beyond one
 // re-PUT after upstream rejects our session token, so a throttled upstream (429) is not hit harder (§13 #17).
-import type { Dispatcher } from 'undici';
+// A pod's forward() ends by `timeoutMs` in all, session PUT and retry included; exchange.ts bounds each
+// exchange, body included, and decides what of upstream's answer a pod may see.
 import { ImdsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../pods/types.js';
+import { exchange, toImdsError, type UpstreamResponse } from './exchange.js';
 import { createNodeCredentialSource, type NodeCredentials } from './node-credentials.js';
-import { Pool, undiciErrors } from '../undici.js';
+import { Pool } from '../undici.js';
 
-export type { NodeCredentials };
-
-export interface UpstreamResponse {
-  readonly status: number;
-  readonly contentType: string | undefined;
-  readonly body: Buffer;
-}
+export type { NodeCredentials, UpstreamResponse };
 
 export interface IdentityDocument {
   readonly region: string;
@@ -44,6 +40,7 @@ export interface UpstreamOptions {
   readonly logger: Logger;
   /** How long to stay token-less after upstream refuses a token PUT (403/404/405), before asking again. */
   readonly v1RetryMs?: number;
+  /** Largest upstream body relayed (default 1 MiB; user-data is at most 16 KiB, IMDS' own cap). */
   readonly maxBodyBytes?: number;
 }
 
@@ -53,6 +50,9 @@ const REFRESH_MARGIN_MS = 5 * 60_000;
 type Session =
   | { readonly mode: 'v2'; readonly token: string; readonly refreshAt: number }
   | { readonly mode: 'v1'; readonly refreshAt: number };
+
+const tokenHeader = (s: Session): Record<string, string> =>
+  s.mode === 'v2' ? { 'x-aws-ec2-metadata-token': s.token } : {};
 
 export function createUpstream(opts: UpstreamOptions): UpstreamImds {
   const pool = new Pool(new URL(opts.url).origin, {
@@ -67,10 +67,11 @@ export function createUpstream(opts: UpstreamOptions): UpstreamImds {
   let session: Session | undefined;
   let pending: Promise<Session> | undefined;
 
-  async function send(method: string, path: string, headers: Record<string, string>) {
+  async function send(method: string, path: string, headers: Record<string, string>, deadline: number) {
     const started = performance.now();
+    const limits = { timeoutMs: Math.max(1, deadline - started), maxBodyBytes: maxBody };
     try {
-      const res = await exchange(pool, { method, path, headers }, maxBody);
+      const res = await exchange(pool, { method, path, headers }, limits);
       observe(started, `${Math.floor(res.status / 100)}xx`);
       return res;
     } catch (err) {
@@ -85,9 +86,12 @@ export function createUpstream(opts: UpstreamOptions): UpstreamImds {
     const now = opts.clock();
     let res: UpstreamResponse;
     try {
-      res = await send('PUT', '/latest/api/token', {
-        'x-aws-ec2-metadata-token-ttl-seconds': `${SESSION_TTL}`,
-      });
+      res = await send(
+        'PUT',
+        '/latest/api/token',
+        { 'x-aws-ec2-metadata-token-ttl-seconds': `${SESSION_TTL}` },
+        performance.now() + opts.timeoutMs,
+      );
     } catch (err) {
       opts.metrics.upstreamErrors.inc({ kind: 'session' });
       throw err;
@@ -114,18 +118,35 @@ export function createUpstream(opts: UpstreamOptions): UpstreamImds {
   }
 
   async function forward(method: 'GET' | 'HEAD', path: string): Promise<UpstreamResponse> {
+    const deadline = performance.now() + opts.timeoutMs;
     // The common case (a live session) without the extra promise of awaiting currentSession().
-    const s = session !== undefined && opts.clock() < session.refreshAt ? session : await currentSession();
-    const headers: Record<string, string> = s.mode === 'v2' ? { 'x-aws-ec2-metadata-token': s.token } : {};
-    const res = await send(method, path, headers);
+    const s =
+      session !== undefined && opts.clock() < session.refreshAt
+        ? session
+        : await within(currentSession(), deadline);
+    const res = await send(method, path, tokenHeader(s), deadline);
     if (res.status === 401 && s.mode === 'v2' && session === s) {
       // Upstream forgot our session (restart, clock jump): one new session, one retry.
       session = undefined;
-      const again = await currentSession();
-      if (again.mode === 'v2') return send(method, path, { 'x-aws-ec2-metadata-token': again.token });
-      return send(method, path, {});
+      const again = await within(currentSession(), deadline);
+      return send(method, path, tokenHeader(again), deadline);
     }
     return res;
+  }
+
+  /** A shared session PUT may have started for another request: wait for it only until our deadline. */
+  function within<T>(p: Promise<T>, deadline: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => {
+          opts.metrics.upstreamErrors.inc({ kind: 'timeout' });
+          reject(new ImdsError('UPSTREAM_TIMEOUT', 'upstream session not ready in time'));
+        },
+        Math.max(0, deadline - performance.now()),
+      );
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
 
   let identity: Promise<IdentityDocument> | undefined;
@@ -164,74 +185,4 @@ async function fetchIdentity(
     throw new ImdsError('UPSTREAM_UNAVAILABLE', 'identity document lacks region/accountId');
   }
   return doc;
-}
-
-/**
- * One request through the pool's dispatch API with a handler that only collects the body. Cheaper than
- * pool.request(), which wraps every response body in a Readable stream read through an async iterator
- * (a third of the agent's CPU on a forwarded request, and a setImmediate hop of latency).
- */
-function exchange(
-  pool: Dispatcher,
-  req: { method: string; path: string; headers: Record<string, string> },
-  max: number,
-): Promise<UpstreamResponse> {
-  return new Promise((resolve, reject) => {
-    let status = 0;
-    let contentType: string | undefined;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const fail = (err: Error) => {
-      if (settled) return;
-      settled = true;
-      reject(err);
-    };
-    pool.dispatch(req, {
-      // Present so that undici treats this as a (non-deprecated) controller-style handler.
-      onRequestStart() {},
-      onResponseStart(_controller, statusCode, headers) {
-        status = statusCode;
-        const ct = headers['content-type'];
-        contentType = Array.isArray(ct) ? ct[0] : ct;
-      },
-      onResponseData(controller, chunk) {
-        size += chunk.length;
-        if (size > max) {
-          const err = new ImdsError('UPSTREAM_UNAVAILABLE', `upstream body over ${max} bytes`);
-          fail(err);
-          controller.abort(err);
-          return;
-        }
-        chunks.push(chunk);
-      },
-      onResponseEnd() {
-        if (settled) return;
-        settled = true;
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-        resolve({ status, contentType, body });
-      },
-      onResponseError(_controller, err) {
-        fail(err);
-      },
-    });
-  });
-}
-
-const TIMEOUTS = new Set([
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ETIMEDOUT',
-]);
-
-function toImdsError(err: unknown, metrics: Metrics): ImdsError {
-  if (err instanceof ImdsError) return err;
-  const code = (err as { code?: string }).code ?? '';
-  if (TIMEOUTS.has(code) || err instanceof undiciErrors.HeadersTimeoutError) {
-    metrics.upstreamErrors.inc({ kind: 'timeout' });
-    return new ImdsError('UPSTREAM_TIMEOUT', code, { cause: err });
-  }
-  metrics.upstreamErrors.inc({ kind: 'connect' });
-  return new ImdsError('UPSTREAM_UNAVAILABLE', code || String(err), { cause: err });
 }

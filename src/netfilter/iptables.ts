@@ -105,23 +105,40 @@ export function createIptables(runner: CommandRunner, backend: Backend): Iptable
       return true;
     },
     async flushConntrack(family) {
-      const args = [
-        '-D',
-        '-f',
-        family,
-        '-d',
-        METADATA_ADDRESS[family],
-        '-p',
-        'tcp',
-        '--dport',
-        `${METADATA_PORT}`,
-      ];
+      const args = conntrackFlushArgs(family);
       const r = await runner.run('conntrack', args);
       // Exit 1 with "0 flow entries have been deleted" just means there was nothing to cut.
       if (r.exitCode === 0 || (r.exitCode === 1 && /0 flow entries/.test(r.stderr))) return;
       throw classify('conntrack', args, r);
     },
   };
+}
+
+/**
+ * `conntrack -D` arguments that cut the flows which really reached the metadata service (a connection
+ * opened before the rules would otherwise keep bypassing them) and nothing else. A flow DNATed to the
+ * agent has the metadata address as its original destination too, but its reply comes from the agent's
+ * address and port; matching the reply source (conntrack(8): --reply-src, --reply-port-src) leaves those
+ * alone, so a repair never cuts a pod's request in flight to the agent.
+ */
+export function conntrackFlushArgs(family: Family): string[] {
+  const address = METADATA_ADDRESS[family];
+  const port = `${METADATA_PORT}`;
+  return [
+    '-D',
+    '-f',
+    family,
+    '-d',
+    address,
+    '-r',
+    address,
+    '-p',
+    'tcp',
+    '--dport',
+    port,
+    '--reply-port-src',
+    port,
+  ];
 }
 
 /** What differs between the desired rules and the state, in words for the log; [] when in place. */

@@ -240,10 +240,23 @@ describe('helm install, then the agent ServiceAccount against the API server', (
   });
 
   it('TokenRequest for a pod’s service account only in web-identity mode', async () => {
+    // Bound to a pod on the agent's node, as the agent asks (token-policy.test.ts: the admission policy).
+    const app = await kube(admin, 'POST', `/api/v1/namespaces/${APPS}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `app-${run}` },
+      spec: { nodeName: `own-${run}`, serviceAccountName: 'app', containers: [{ name: 'a', image: 'x' }] },
+    });
+    expect(app.status).toBe(201);
+    const uid = (app.body.metadata as { uid: string }).uid;
     const body = {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
-      spec: { audiences: ['sts.amazonaws.com'], expirationSeconds: 900 },
+      spec: {
+        audiences: ['sts.amazonaws.com'],
+        expirationSeconds: 900,
+        boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: `app-${run}`, uid },
+      },
     };
     const path = `/api/v1/namespaces/${APPS}/serviceaccounts/app/token`;
     expect((await kube(full, 'POST', path, body)).status).toBe(201);

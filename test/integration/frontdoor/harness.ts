@@ -82,6 +82,8 @@ export async function startAgent(opts: {
   pods?: PodEntry[];
   namespaces?: Record<string, { imdsv1: 'allow' | 'deny' }>;
   args?: string[];
+  /** Default: the test environment's moto. */
+  stsEndpoint?: string;
 }): Promise<Agent> {
   const e = testEnv();
   const dir = mkdtempSync(join(tmpdir(), 'imdsgate-fd-'));
@@ -95,7 +97,7 @@ export async function startAgent(opts: {
       '--metrics-listen=127.0.0.1:0',
       `--upstream=${opts.upstream}`,
       `--identity-file=${identityFile}`,
-      `--sts-endpoint=${e.sts.endpoint}`,
+      `--sts-endpoint=${opts.stsEndpoint ?? e.sts.endpoint}`,
       ...(opts.args ?? []),
     ],
     { IMDSGATE_MANAGE_RULES: 'false' },

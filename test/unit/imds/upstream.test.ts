@@ -142,10 +142,10 @@ describe('upstream session', () => {
     await dead.close();
   });
 
-  it('refuses over-long upstream bodies', async () => {
+  it('refuses over-long upstream bodies with UPSTREAM_INVALID', async () => {
     const small = createUpstream({ url, timeoutMs: 300, clock: () => now, metrics, logger, maxBodyBytes: 4 });
     script = (s) => (s.method === 'PUT' ? { status: 200, body: 'ab' } : { status: 200, body: 'too long' });
-    await expect(small.forward('GET', '/x')).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    await expect(small.forward('GET', '/x')).rejects.toMatchObject({ code: 'UPSTREAM_INVALID', status: 502 });
     await small.close();
   });
 });

@@ -35,7 +35,9 @@ describe('startRuleGuard', () => {
     expect(fake.state.ipv4.nat.prerouting).toEqual(['-A PREROUTING -j IMDSGATE']);
     expect(fake.state.ipv4.raw.prerouting).toEqual(['-A PREROUTING -j IMDSGATE-ANTISPOOF']);
     expect(fake.state.ipv4.nat.chains.get('IMDSGATE')).toHaveLength(1);
-    expect(fake.calls).toContain('conntrack -D -f ipv4 -d 169.254.169.254 -p tcp --dport 80');
+    expect(fake.calls).toContain(
+      'conntrack -D -f ipv4 -d 169.254.169.254 -r 169.254.169.254 -p tcp --dport 80 --reply-port-src 80',
+    );
     expect(fake.calls.filter((c) => c.startsWith('iptables-nft-restore --noflush -w 5'))).toHaveLength(1);
     expect(await value(metrics.rulesInstalled)).toBe(1);
     expect(await value(metrics.rulesRepairs)).toBe(0);
@@ -132,7 +134,9 @@ describe('startRuleGuard', () => {
       { logger, metrics, runner: fake },
     );
     expect(fake.state.ipv6.nat.chains.get('IMDSGATE')![0]).toContain('-d fd00:ec2::254/128');
-    expect(fake.calls).toContain('conntrack -D -f ipv6 -d fd00:ec2::254 -p tcp --dport 80');
+    expect(fake.calls).toContain(
+      'conntrack -D -f ipv6 -d fd00:ec2::254 -r fd00:ec2::254 -p tcp --dport 80 --reply-port-src 80',
+    );
     expect(await value(metrics.rulesInstalled, 'ipv6')).toBe(1);
   });
 });
