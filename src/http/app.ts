@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ImdsError, type ErrorCode } from '../errors.js';
 import { SERVER_HEADER, errorAnswer, rawErrorResponse } from './answers.js';
+import { installLimits, type FrontDoorLimits } from './limits.js';
 import { NO_SCHEMAS } from './no-schemas.js';
 import { createPipeline } from './pipeline.js';
 import type { Answer, AppDeps } from './types.js';
@@ -20,17 +21,28 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = fastify({
     logger: false,
     // Slow or stuck clients must not hold sockets: IMDS clients answer within a second (§0.5).
+    // Node checks headersTimeout/requestTimeout only every connectionsCheckingInterval (default 30 s):
+    // check every second so that the deadlines hold to the second (limits.ts sets headersTimeout).
     requestTimeout: 10_000,
     keepAliveTimeout: 5_000,
+    http: { connectionsCheckingInterval: 1_000 },
     bodyLimit: 1024,
     routerOptions: { maxParamLength: 2048 },
     return503OnClosing: true,
     exposeHeadRoutes: false,
     schemaController: NO_SCHEMAS,
-    clientErrorHandler: onClientError,
+    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) =>
+      onClientError(err, socket, limits),
     frameworkErrors: (_err, _req, reply) => send(reply, errorAnswer(new ImdsError('PATH_NOT_CANONICAL'))),
   });
 
+  const limits = installLimits(app.server, deps.config, deps);
+  // A client may send its whole request and then shut down its write side (curl --no-keepalive, shell
+  // `printf ... | nc`): HTTP/1.1 lets it wait for the answer (RFC 9112 §9.6). Node's HTTP server aborts
+  // the request and ends the socket on the client's FIN unless httpAllowHalfOpen is set (socketOnEnd in
+  // node:_http_server; the net.Server under it is created with allowHalfOpen: true). With it, the answer
+  // is sent and the socket closed after it; a FIN with no request pending still closes at once.
+  (app.server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) =>
     done(new ImdsError('PAYLOAD_TOO_LARGE'), undefined),
@@ -42,16 +54,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     send(reply, errorAnswer(new ImdsError('PAYLOAD_TOO_LARGE')));
   });
 
-  const handler = async (req: FastifyRequest, reply: FastifyReply) =>
-    send(
-      reply,
-      await pipeline.handle({
-        method: req.method,
-        target: req.url,
-        sourceIp: req.socket.remoteAddress ?? '',
-        headers: req.headers,
-      }),
-    );
+  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+    const sourceIp = req.socket.remoteAddress ?? '';
+    if (!limits.beginRequest(sourceIp)) return send(reply, errorAnswer(new ImdsError('TOO_MANY_REQUESTS')));
+    try {
+      return send(
+        reply,
+        await pipeline.handle({ method: req.method, target: req.url, sourceIp, headers: req.headers }),
+      );
+    } finally {
+      limits.endRequest(sourceIp);
+    }
+  };
   // CONNECT never reaches a route in Node; answer it instead of dropping the socket silently.
   app.server.on('connect', (_req: unknown, socket: Socket) =>
     socket.end(rawErrorResponse('METHOD_NOT_ALLOWED')),
@@ -86,10 +100,19 @@ function codeForStatus(status: number): ErrorCode {
   return status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST';
 }
 
-/** Node's HTTP parser rejected the bytes: answer once, in IMDS form, and close. */
-function onClientError(err: Error & { code?: string }, socket: Socket): void {
+/**
+ * Node's HTTP parser rejected the bytes, or the request head missed its deadline
+ * (ERR_HTTP_REQUEST_TIMEOUT, from headersTimeout/requestTimeout): answer once, in IMDS form, and close.
+ */
+function onClientError(err: Error & { code?: string }, socket: Socket, limits: FrontDoorLimits): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
+  const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  if (timedOut) limits.refused('request_timeout', socket.remoteAddress ?? '');
+  const code: ErrorCode = timedOut
+    ? 'REQUEST_TIMEOUT'
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? 'HEADERS_TOO_LARGE'
+      : 'BAD_REQUEST';
   if (socket.writable) socket.end(rawErrorResponse(code));
   else socket.destroy();
 }

@@ -6,6 +6,7 @@ import { buildApp, type AppDeps } from '../../../src/http/app.js';
 import type { Credentials, CredentialRequest } from '../../../src/credentials/types.js';
 import type { UpstreamResponse } from '../../../src/imds/upstream.js';
 import { createTokenService } from '../../../src/imds/tokens.js';
+import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/logger.js';
 import { createMetrics } from '../../../src/metrics.js';
 import type { PodIdentity, PodLookupResult } from '../../../src/pods/types.js';
@@ -42,9 +43,14 @@ export interface Harness {
   setIssuer(fn: (req: CredentialRequest) => Promise<Credentials>): void;
 }
 
-export function harness(
-  opts: Partial<Pick<AppDeps['config'], 'imdsv1' | 'allowPath' | 'denyPath'>> = {},
-): Harness {
+/** The front-door limits at their shipped defaults. */
+const { maxConnections, maxConnectionsPerSource, maxRequestsPerSource, headersTimeoutMs } = loadConfig(
+  ['--identity-file=unused.yaml'],
+  {},
+);
+const LIMIT_DEFAULTS = { maxConnections, maxConnectionsPerSource, maxRequestsPerSource, headersTimeoutMs };
+
+export function harness(opts: Partial<AppDeps['config']> = {}): Harness {
   const now = { ms: T0 };
   const clock = () => now.ms;
   const pods = new Map<string, PodLookupResult>();
@@ -75,11 +81,7 @@ export function harness(
   });
   const metrics = createMetrics(new Registry(), { defaults: false });
   const app = buildApp({
-    config: {
-      imdsv1: opts.imdsv1 ?? 'allow',
-      allowPath: opts.allowPath ?? [],
-      denyPath: opts.denyPath ?? [],
-    },
+    config: { ...LIMIT_DEFAULTS, imdsv1: 'allow', allowPath: [], denyPath: [], ...opts },
     podLookup: {
       byIp: async (ip) => (lookups.push(ip), pods.get(ip) ?? { kind: 'unknown' }),
       isReady: () => ready.value,
