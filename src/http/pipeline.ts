@@ -38,7 +38,7 @@ export function createPipeline(deps: AppDeps) {
     // identity and goes on.
     if (isIdentityPath(cls) && !deps.podLookup.isReady())
       throw new ImdsError('NOT_READY', 'pod view not ready');
-    const lookup = await deps.podLookup.byIp(req.sourceIp);
+    const lookup = await deps.podLookup.byIp(req.sourceIp, { wait: needsWait(req, cls) });
     checkSession(req, lookup);
     switch (cls.kind) {
       case 'concealed':
@@ -157,6 +157,21 @@ function createTargetMemo(policy: PathPolicy) {
 function bindingOf(req: PodRequest, lookup: PodLookupResult): TokenBinding {
   if (lookup.kind !== 'found') return { ip: req.sourceIp, uid: '', pod: '' };
   return { ip: req.sourceIp, uid: lookup.pod.uid, pod: `${lookup.pod.namespace}/${lookup.pod.name}` };
+}
+
+/**
+ * Whether a request from a source the pod view does not know yet should wait for the view to catch up
+ * (--unknown-pod-wait-ms). Only when the pod's identity could change the answer for the better:
+ * - identity paths (credentials, iam/): the pod's role;
+ * - token-less (IMDSv1) requests: the pod's namespace may allow or deny IMDSv1.
+ * A token-bearing request for any other path is decided by the token alone: a token minted while the
+ * source was unknown is bound to the unknown binding and verifies now; had the pod appeared during a wait,
+ * the same token would fail against the pod's binding. Waiting could only turn a yes into a no, so such
+ * requests (forwarded, listings, concealed) are answered at once, and a source sending from addresses no
+ * pod owns cannot park them for the whole wait.
+ */
+function needsWait(req: PodRequest, cls: PathClass): boolean {
+  return isIdentityPath(cls) || req.headers[TOKEN_HEADER] === undefined;
 }
 
 function isIdentityPath(cls: PathClass): boolean {

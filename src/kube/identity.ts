@@ -116,7 +116,7 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
 
   const imdsv1Logged = new Map<string, string>();
   return {
-    podLookup: { byIp: (ip) => watcher.byIp(ip), isReady: () => watcher.isReady() && viewsReady() },
+    podLookup: { byIp: (ip, o) => watcher.byIp(ip, o), isReady: () => watcher.isReady() && viewsReady() },
     roleResolver: {
       resolve(pod) {
         const decision = decideRole(inputsFor(pod));

@@ -19,8 +19,11 @@ export type PodLookupResult =
   | { readonly kind: 'conflict' };
 
 export interface PodLookup {
-  /** Resolves a source IP. May wait a bounded time for a watch to catch up; never throws for unknown IPs. */
-  byIp(ip: string): Promise<PodLookupResult>;
+  /**
+   * Resolves a source IP. May wait a bounded time for a watch to catch up, unless opts.wait is false;
+   * never throws for unknown IPs.
+   */
+  byIp(ip: string, opts?: { readonly wait?: boolean }): Promise<PodLookupResult>;
   /** True once the first full view is in. */
   isReady(): boolean;
 }

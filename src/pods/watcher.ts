@@ -14,6 +14,10 @@ export interface PodWatcherOptions {
   readonly client: KubeClient;
   readonly nodeName: string;
   readonly unknownPodWaitMs: number;
+  /** Requests from one unknown IP that may wait at once; the rest are answered as unknown at once. */
+  readonly maxWaitersPerIp?: number;
+  /** Requests from all unknown IPs together that may wait at once. */
+  readonly maxWaiters?: number;
   /** Not ready (fail closed) after this long without a list, event or bookmark; 0 = never. */
   readonly maxStalenessSeconds?: number;
   readonly clock: Clock;
@@ -99,13 +103,26 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   }, 1000);
   staleness.unref();
 
+  // Waiting is for a pod the watch has not delivered yet (it asks within milliseconds of getting its IP);
+  // a source that keeps sending from addresses no pod owns would otherwise park one request per attempt
+  // for the whole wait. Past these caps a request is answered as unknown at once (fail closed).
+  const maxPerIp = o.maxWaitersPerIp ?? 16;
+  const maxTotal = o.maxWaiters ?? 256;
+  let waiting = 0;
+  const mayWait = (ip: string) => waiting < maxTotal && (waiters.get(ip)?.size ?? 0) < maxPerIp;
+
   function waitFor(ip: string): Promise<void> {
+    waiting++;
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, o.unknownPodWaitMs);
       let set = waiters.get(ip);
       if (set === undefined) waiters.set(ip, (set = new Set()));
       set.add(done);
+      let settled = false;
       function done() {
+        if (settled) return;
+        settled = true;
+        waiting--;
         clearTimeout(timer);
         waiters.get(ip)?.delete(done);
         if (waiters.get(ip)?.size === 0) waiters.delete(ip);
@@ -117,11 +134,15 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   return {
     synced: handle.synced,
     isReady: () => ready && fresh(),
-    async byIp(raw): Promise<PodLookupResult> {
+    async byIp(raw, opts): Promise<PodLookupResult> {
       const first = index.lookup(raw);
       if (first.kind !== 'unknown') return first;
       const ip = canonicalIp(raw);
-      if (ip === undefined || o.unknownPodWaitMs === 0) return first;
+      if (ip === undefined || o.unknownPodWaitMs === 0 || opts?.wait === false) return first;
+      if (!mayWait(ip)) {
+        o.metrics.unknownPodWaits.inc({ outcome: 'over_limit' });
+        return first;
+      }
       await waitFor(ip);
       const second = index.lookup(ip);
       o.metrics.unknownPodWaits.inc({ outcome: second.kind === 'unknown' ? 'timeout' : 'found' });

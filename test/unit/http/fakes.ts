@@ -39,6 +39,8 @@ export interface Harness {
   ready: { value: boolean };
   /** Source IPs podLookup.byIp was asked for. */
   lookups: string[];
+  /** Per lookup: whether the pipeline let it wait for an unknown pod. */
+  waits: boolean[];
   setUpstream(fn: (path: string) => Promise<UpstreamResponse>): void;
   setIssuer(fn: (req: CredentialRequest) => Promise<Credentials>): void;
 }
@@ -61,6 +63,7 @@ export function harness(opts: Partial<AppDeps['config']> = {}): Harness {
   const logs: Record<string, unknown>[] = [];
   const ready = { value: true };
   const lookups: string[] = [];
+  const waits: boolean[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
@@ -83,7 +86,11 @@ export function harness(opts: Partial<AppDeps['config']> = {}): Harness {
   const app = buildApp({
     config: { ...LIMIT_DEFAULTS, imdsv1: 'allow', allowPath: [], denyPath: [], ...opts },
     podLookup: {
-      byIp: async (ip) => (lookups.push(ip), pods.get(ip) ?? { kind: 'unknown' }),
+      byIp: async (ip, o) => (
+        lookups.push(ip),
+        waits.push(o?.wait !== false),
+        pods.get(ip) ?? { kind: 'unknown' }
+      ),
       isReady: () => ready.value,
     },
     roleResolver: {
@@ -119,6 +126,7 @@ export function harness(opts: Partial<AppDeps['config']> = {}): Harness {
     metrics,
     ready,
     lookups,
+    waits,
     setUpstream: (fn) => (upstream = fn),
     setIssuer: (fn) => (issuer = fn),
   };
