@@ -6,7 +6,7 @@
 // for the shipped limits and for the limits raised out of the way (what the agent was before them).
 // The agent runs built, as the image runs it (its shebang flags), pinned to core 1; the flooder to core 0.
 // Self-contained (loopback stand-ins for IMDS and STS, standins.mjs). Writes bench/flood/RESULTS.md.
-/* global URL, setTimeout, setInterval, clearInterval */
+/* global URL, fetch, performance, setTimeout, setInterval, clearInterval */
 import { spawn } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { request } from 'node:http';
