@@ -5,6 +5,7 @@
 // - parser-level failures (bad method, header overflow, chunked garbage) get an IMDS-shaped 4xx written
 //   straight to the socket by clientErrorHandler;
 // - router-level failures (undecodable URL) and unregistered methods go through the same pipeline/answers.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ImdsError, type ErrorCode } from '../errors.js';
@@ -25,7 +26,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // check every second so that the deadlines hold to the second (limits.ts sets headersTimeout).
     requestTimeout: 10_000,
     keepAliveTimeout: 5_000,
-    http: { connectionsCheckingInterval: 1_000 },
+    // Node answers an HTTP/1.1 request without Host with its own bare 400; the onRequest hook below
+    // answers it instead, in IMDS form (RFC 9112 §3.2 still gets its 400).
+    http: { connectionsCheckingInterval: 1_000, requireHostHeader: false },
     bodyLimit: 1024,
     routerOptions: { maxParamLength: 2048 },
     return503OnClosing: true,
@@ -49,9 +52,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   );
   // Callback style, not async: this runs on every request and an async hook costs a promise per request.
   app.addHook('onRequest', (req, reply, done) => {
-    if (!hasBody(req)) return done();
+    const noHost = req.raw.httpVersion === '1.1' && req.headers.host === undefined;
+    if (!noHost && !hasBody(req)) return done();
     reply.header('connection', 'close');
-    send(reply, errorAnswer(new ImdsError('PAYLOAD_TOO_LARGE')));
+    send(reply, errorAnswer(new ImdsError(noHost ? 'BAD_REQUEST' : 'PAYLOAD_TOO_LARGE')));
   });
 
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -69,6 +73,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // CONNECT never reaches a route in Node; answer it instead of dropping the socket silently.
   app.server.on('connect', (_req: unknown, socket: Socket) =>
     socket.end(rawErrorResponse('METHOD_NOT_ALLOWED')),
+  );
+  // An Expect other than 100-continue makes Node answer a bare 417 itself (no Server header, no IMDS
+  // body). RFC 9110 §10.1.1 lets a server ignore an expectation it does not support: the request takes
+  // the usual path and gets the usual answer.
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    app.server.emit('request', req, res),
   );
   app.all('*', handler);
   app.setNotFoundHandler(handler);

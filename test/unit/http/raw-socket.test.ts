@@ -75,11 +75,18 @@ describe('malformed requests', () => {
       'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
       400,
     ],
+    ['HTTP/1.1 without Host (RFC 9112 §3.2), in IMDS form', 'GET /latest/meta-data/ HTTP/1.1\r\n\r\n', 400],
+    [
+      'an expectation other than 100-continue is ignored',
+      req('/latest/meta-data/', 'Expect: 21600\r\n'),
+      200,
+    ],
     ['PROPFIND', 'PROPFIND /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 405],
     ['CONNECT', 'CONNECT 169.254.169.254:80 HTTP/1.1\r\nHost: x\r\n\r\n', 405],
   ])('%s', async (_name, bytes, want) => {
     const res = await raw(bytes);
     expect(status(res), res).toBe(want);
+    expect(res).toMatch(/\r\nserver: EC2ws\r\n/i);
   });
 
   it('still serves after all of that', async () => {
