@@ -44,6 +44,14 @@ export class CountPerKey {
   }
 }
 
+/**
+ * Listen backlog of the front door (Node's default is 511). A flood of short-lived connections can fill
+ * the accept queue whenever the agent is briefly not scheduled; the kernel then drops new SYNs, from every
+ * pod alike, and a dropped SYN costs its client a 1 s retransmission (bench/flood RESULTS.md). Linux caps
+ * the value at net.core.somaxconn (4096 by default since 5.4).
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** A refused peer that keeps its socket open is cut after this long; honest clients close first. */
 const REFUSED_LINGER_MS = 250;
 /** At most one warning per reason per interval; the metric has the exact count. */
