@@ -127,3 +127,27 @@ describe('CountPerKey', () => {
     expect([c.get('a'), c.get('b'), c.keys]).toEqual([0, 0, 0]);
   });
 });
+
+describe('connections in total', () => {
+  it('closes connections past --max-connections unanswered, whatever their source, and counts them', async () => {
+    const small = harness({ maxConnections: 16, maxConnectionsPerSource: 64 });
+    standardPods(small);
+    small.pods.set(NEIGHBOUR, small.pods.get('10.0.0.1')!);
+    await small.app.listen({ host: '127.0.0.1', port: 0 });
+    const p = (small.app.server.address() as AddressInfo).port;
+    const conns = await Promise.all(Array.from({ length: 16 }, () => hold(p, { localAddress: FLOODER })));
+    await expect
+      .poll(async () => await small.metrics.registry.getSingleMetricAsString('imdsgate_connections_open'))
+      .toContain('imdsgate_connections_open 16');
+    const res = await raw(p, request(CREDS), { localAddress: NEIGHBOUR });
+    expect(res).toBe('');
+    expect(
+      await small.metrics.registry.getSingleMetricAsString('imdsgate_connections_refused_total'),
+    ).toContain('imdsgate_connections_refused_total{reason="total_connections"} 1');
+    for (const c of conns) c.socket.destroy();
+    await expect
+      .poll(async () => status(await raw(p, request(CREDS), { localAddress: NEIGHBOUR })))
+      .toBe(200);
+    await small.app.close();
+  });
+});
