@@ -18,7 +18,8 @@ import {
 const FLOODER = '127.0.0.2';
 const NEIGHBOUR = '127.0.0.3';
 const CAP = 20;
-const HEADERS_MS = 1000;
+// Long enough that the flood is still held while the neighbour is measured on a loaded machine.
+const HEADERS_MS = 2500;
 const CREDS = `/latest/meta-data/iam/security-credentials/${ROLE}`;
 
 let aemm: Aemm;
@@ -74,12 +75,8 @@ describe('one pod floods the front door', () => {
       ),
     );
     flood.push(...opened);
-    const refused = await Promise.all(
-      opened.map((c) => Promise.race([c.closed, new Promise((r) => setTimeout(() => r(undefined), 400))])),
-    );
-    const answers = refused.filter((r): r is { data: string; ms: number } => r !== undefined);
-    expect(answers).toHaveLength(300 - CAP);
-    for (const a of answers) expect(status(a.data), a.data).toBe(429);
+    const held = () => metrics().then((m) => new RegExp(`imdsgate_connections_open ${CAP}\\b`).test(m));
+    await expect.poll(held).toBe(true);
 
     const times: number[] = [];
     for (let i = 0; i < 10; i++) {
@@ -90,10 +87,18 @@ describe('one pod floods the front door', () => {
       expect(res.text).toContain('"AccessKeyId"');
       expect(res.text).not.toContain(nodeSecret);
     }
-    expect(Math.max(...times)).toBeLessThan(250);
+    // Promptly: well before the flood's deadline, on a machine other test runs share.
+    times.sort((a, b) => a - b);
+    expect(times[5]).toBeLessThan(100);
+    expect(times[9]).toBeLessThan(HEADERS_MS / 2);
+    // Everything past the cap was answered 429 and closed; the CAP admitted ones are still held.
+    const ended: { data: string; ms: number }[] = [];
+    for (const c of flood) void c.closed.then((r) => ended.push(r));
+    await expect.poll(() => ended.length).toBe(300 - CAP);
+    for (const a of ended) expect(status(a.data), a.data).toBe(429);
+    expect(await held()).toBe(true);
     const m = await metrics();
     expect(counter(m, 'source_connections')).toBe(300 - CAP);
-    expect(m).toMatch(new RegExp(`imdsgate_connections_open ${CAP}\\b`));
   });
 
   it('cuts the held ones at the deadline: idle ones closed silently, half-sent heads answered 408', async () => {
