@@ -122,21 +122,21 @@ export const OPTIONS = {
   },
   maxConnections: {
     kind: 'string',
-    default: '2048',
+    default: '4096',
     help:
       'open front-door connections at most, all sources together; more are closed unanswered ' +
-      '(an idle connection costs ~20 KiB, docs/limits.md)',
+      '(an open connection costs 7-21 KiB, docs/limits.md)',
     schema: int(16, 65_536),
   },
   maxConnectionsPerSource: {
     kind: 'string',
-    default: '64',
+    default: '128',
     help: 'open connections at most per source address (pod IP); more are answered 429 and closed',
     schema: int(1, 65_536),
   },
   maxRequestsPerSource: {
     kind: 'string',
-    default: '32',
+    default: '128',
     help: 'requests in flight at most per source address; more are answered 429',
     schema: int(1, 65_536),
   },
