@@ -29,7 +29,9 @@ APT_PACKAGES=(iptables conntrack iproute2 prometheus openssl curl jq wrk awscli 
   ca-certificates)
 # Container image test (test/container): podman with runc, buildah, and debootstrap for a local base
 # image; installed with their recommends, as shared/docs/container-build.md tested them.
-CONTAINER_PACKAGES=(podman buildah debootstrap runc)
+# The node test bed (test/node): containerd as the kubelet's CRI runtime, the CNI plugins (bridge,
+# host-local, loopback) and socat for the unix-socket relays between the node's namespace and loopback.
+CONTAINER_PACKAGES=(podman buildah debootstrap runc containerd containernetworking-plugins socat)
 
 missing() { for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done; }
 step "apt packages"

@@ -5,6 +5,7 @@
 // stays resident for the agent's life on every node (bench/frontdoor RESULTS.md).
 import { parseArgs } from 'node:util';
 import * as v from 'valibot';
+import { SANDBOX_BINDING_MODES } from './pods/sandbox.js';
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
 const pattern = (re: RegExp, message: string) => v.pipe(v.string(), v.regex(re, message));
@@ -145,6 +146,15 @@ export const OPTIONS = {
     default: '5000',
     help: 'deadline for the first byte and for the complete request head of each connection and request',
     schema: int(500, 60_000),
+  },
+  sandboxBinding: {
+    kind: 'string',
+    default: 'auto',
+    help:
+      'Kubernetes mode: bind requests to the pod sandbox that sent them (docs/identity.md). auto: by the ' +
+      'host route of each pod IP where the CNI installs one, else quarantine; route: require host routes; ' +
+      'quarantine: Terminating and departed pods lose identity paths; off: the API view alone',
+    schema: v.picklist(SANDBOX_BINDING_MODES, `must be one of ${SANDBOX_BINDING_MODES.join('|')}`),
   },
   maxPodViewStalenessSeconds: {
     kind: 'string',
@@ -288,6 +298,15 @@ export const OPTIONS = {
     help: 'taint key the agent removes from its node once ready (node-boot guard)',
     schema: optional(nonEmpty),
   },
+  daemonset: {
+    kind: 'string',
+    help:
+      "namespace/name of the agent's own DaemonSet: when the agent has seen it deleted (helm uninstall), " +
+      'it removes its rules as it stops; unset, the rules always stay',
+    schema: optional(
+      pattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'must be namespace/name'),
+    ),
+  },
   logLevel: {
     kind: 'string',
     default: 'info',
@@ -375,6 +394,9 @@ function crossChecks(cfg: v.InferOutput<typeof schema>, command: string): string
     out.push(
       '--startup-taint needs --node-name / IMDSGATE_NODE_NAME (the agent removes it from its own node)',
     );
+  }
+  if (cfg.daemonset !== undefined && (cfg.identityFile !== undefined || !cfg.manageRules)) {
+    out.push('--daemonset needs the Kubernetes watch and --manage-rules (it removes the rules on uninstall)');
   }
   // AWS: role chaining (node instance-profile credentials assuming the pod role) caps sessions at 1 h.
   // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining

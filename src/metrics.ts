@@ -131,6 +131,15 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       labelNames: ['outcome'],
       registers: r,
     }),
+    sandboxWaits: new Counter({
+      name: 'imdsgate_sandbox_binding_waits_total',
+      help:
+        'Requests whose sender was not the sandbox recorded for the pod the view names (or whose address ' +
+        'was quarantined) and that waited for the view, by outcome (bound|refused|over_limit: too many ' +
+        'already waiting, answered without waiting)',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
     eventsEmitted: new Counter({
       name: 'imdsgate_kube_events_total',
       help: 'Kubernetes Events about denials, by result (sent|suppressed|error)',

@@ -218,8 +218,37 @@ async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promis
     { startRuleGuard?: (cfg: Config, deps: object) => Promise<{ stop(): Promise<void> }> } | undefined;
   if (mod?.startRuleGuard === undefined)
     throw new Error('--manage-rules is set but the rule guard is not available');
+  const owner = cfg.daemonset === undefined ? undefined : await watchOwnDaemonSet(cfg, cfg.daemonset, logger);
   const guard = await mod.startRuleGuard(cfg, { logger, metrics });
-  return () => guard.stop();
+  return async () => {
+    await guard.stop();
+    if (owner !== undefined && (await owner.deleted())) await owner.removeRules();
+    owner?.stop();
+  };
+}
+
+/** Uninstall mode (src/kube/daemonset-watch.ts): rules go only when the agent saw its DaemonSet deleted. */
+async function watchOwnDaemonSet(cfg: Config, ref: string, logger: Logger) {
+  const [{ kubeClientFor }, dsw, { removeRules }, { execaRunner }] = await Promise.all([
+    import('./kube/client.js'),
+    import('./kube/daemonset-watch.js'),
+    import('./netfilter/remove.js'),
+    import('./netfilter/runner.js'),
+  ]);
+  const client = kubeClientFor(cfg.kubeconfig);
+  const watch = dsw.watchDaemonSet(client, dsw.parseDaemonSetRef(ref)!, logger);
+  const backends = cfg.iptablesBackend === 'auto' ? (['nft', 'legacy'] as const) : [cfg.iptablesBackend];
+  return {
+    deleted: () => watch.deleted(),
+    removeRules: async () => {
+      const { removed } = await removeRules(execaRunner(), backends, logger);
+      logger.info({ removed }, 'own DaemonSet deleted: interception rules removed (uninstall)');
+    },
+    stop: () => {
+      watch.stop();
+      void client.close();
+    },
+  };
 }
 
 async function startTaintGuard(

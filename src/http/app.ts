@@ -62,9 +62,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const sourceIp = req.socket.remoteAddress ?? '';
     if (!limits.beginRequest(sourceIp)) return send(reply, errorAnswer(new ImdsError('TOO_MANY_REQUESTS')));
     try {
+      const { method, url: target, headers } = req;
       return send(
         reply,
-        await pipeline.handle({ method: req.method, target: req.url, sourceIp, headers: req.headers }),
+        await pipeline.handle({ method, target, sourceIp, connection: req.socket, headers }),
       );
     } finally {
       limits.endRequest(sourceIp);

@@ -84,6 +84,8 @@ async function decide(deps: AppDeps, lookup: PodLookupResult, ctx: RequestContex
     const d = deps.roleResolver.resolve(lookup.pod);
     // Resolvers answer synchronously from their view; awaiting a plain value would still cost a tick.
     decision = d instanceof Promise ? await d : d;
+  } else if (lookup.kind === 'unbound') {
+    decision = { allow: false, reason: lookup.reason, detail: 'the sender is not the pod the view names' };
   } else {
     decision = lookup.kind === 'conflict' ? CONFLICT : UNKNOWN;
   }

@@ -30,6 +30,8 @@ export interface PodRequest {
   readonly target: string;
   /** Socket remote address; X-Forwarded-For is never trusted. */
   readonly sourceIp: string;
+  /** The TCP connection, as an opaque key: a sandbox verified once holds for the connection's life. */
+  readonly connection?: object;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
 }
 

@@ -87,6 +87,7 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
     nodeName: cfg.nodeName,
     unknownPodWaitMs: cfg.unknownPodWaitMs,
     maxStalenessSeconds: cfg.maxPodViewStalenessSeconds,
+    sandboxBinding: cfg.sandboxBinding,
     clock,
     metrics,
     logger,
@@ -116,7 +117,10 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
 
   const imdsv1Logged = new Map<string, string>();
   return {
-    podLookup: { byIp: (ip, o) => watcher.byIp(ip, o), isReady: () => watcher.isReady() && viewsReady() },
+    podLookup: {
+      byIp: (ip, conn, o) => watcher.byIp(ip, conn, o),
+      isReady: () => watcher.isReady() && viewsReady(),
+    },
     roleResolver: {
       resolve(pod) {
         const decision = decideRole(inputsFor(pod));

@@ -1,7 +1,9 @@
 // The node's pod view, indexed by IP (pure; the watcher feeds it). Only live pods count: not
 // hostNetwork (they share the node's IP), not Succeeded/Failed, and with an IP. Pods are keyed by UID, so
 // a new pod on a reused IP is a different entry with its own identity (jtblin/kube2iam#17, #102, #178),
-// and two live pods claiming one IP make a conflict: the caller gets nothing.
+// and two live pods claiming one IP make a conflict: the caller gets nothing. Terminating pods (deletion
+// timestamp set) stay in the index, marked, so that their IP still conflicts with a newcomer's; whether
+// they keep their identity is the sandbox binding's call (sandbox.ts), not the index's.
 import { isIP } from 'node:net';
 import type { PodIdentity, PodLookupResult } from './types.js';
 
@@ -12,6 +14,8 @@ export interface PodLike {
     namespace?: string;
     uid?: string;
     annotations?: Record<string, string>;
+    /** Set when the pod is Terminating (Date from the client library, string in raw JSON). */
+    deletionTimestamp?: Date | string | null;
   };
   spec?: { hostNetwork?: boolean; serviceAccountName?: string; nodeName?: string };
   status?: { phase?: string; podIP?: string; podIPs?: { ip?: string }[] };
@@ -65,6 +69,7 @@ export function toLivePod(p: PodLike): IndexedPod | { skip: string } {
     serviceAccount: p.spec?.serviceAccountName || 'default',
     annotations,
     ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
+    ...(m.deletionTimestamp ? { terminating: true } : {}),
   };
 }
 
@@ -115,6 +120,18 @@ export class PodIndex {
       if (!seen.has(uid)) changes.push(this.remove(uid));
     }
     return changes;
+  }
+
+  /** Every live pod claiming ip (canonical), each with ip as its address. */
+  claimants(ip: string): IndexedPod[] {
+    const uids = this.uidsByIp.get(ip);
+    if (uids === undefined) return [];
+    const out: IndexedPod[] = [];
+    for (const uid of uids) {
+      const pod = this.byUid.get(uid);
+      if (pod !== undefined) out.push(pod.ip === ip ? pod : { ...pod, ip });
+    }
+    return out;
   }
 
   lookup(rawIp: string): PodLookupResult {

@@ -1,13 +1,17 @@
 // PodLookup backed by a node-scoped list+watch (spec.nodeName=<node>, as kube2iam's --node: memory stays
 // proportional to this node's pods, not the cluster's; jtblin/kube2iam PR #108). An IP not yet known waits
 // a bounded time for the watch to deliver it, then fails closed (kube2iam#136, kiam#46: pods ask before
-// the agent has seen them).
+// the agent has seen them). Every found pod is also checked against the node (sandbox.ts): a request from
+// a sandbox other than the one recorded for the pod waits the same bounded time for the view to catch up
+// (the new pod's status), then fails closed.
 import type { V1Pod } from '@kubernetes/client-node';
 import { startListWatch, type ListWatchHandle } from '../kube/list-watch.js';
 import type { KubeClient } from '../kube/rest.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { PodIndex, canonicalIp, type IndexChange, type IndexedPod } from './index.js';
+import { createRouteTable } from './routes.js';
+import { SandboxBindings, type SandboxBindingMode, type SandboxLookup } from './sandbox.js';
 import type { Clock, PodLookup, PodLookupResult } from './types.js';
 
 export interface PodWatcherOptions {
@@ -25,6 +29,10 @@ export interface PodWatcherOptions {
   readonly logger: Logger;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
+  /** --sandbox-binding; auto when unset. */
+  readonly sandboxBinding?: SandboxBindingMode;
+  /** The node's routes (/proc, /sys) when unset. */
+  readonly sandboxes?: SandboxLookup;
 }
 
 export interface PodWatcher extends PodLookup {
@@ -38,6 +46,7 @@ export interface PodWatcher extends PodLookup {
 
 export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   const index = new PodIndex();
+  const bindings = new SandboxBindings(o.sandboxBinding ?? 'auto', o.sandboxes ?? createRouteTable());
   const listeners = new Set<(c: Exclude<IndexChange, { kind: 'none' }>) => void>();
   const waiters = new Map<string, Set<() => void>>();
   let ready = false;
@@ -46,6 +55,7 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
 
   const emit = (c: IndexChange) => {
     if (c.kind === 'none') return;
+    follow(bindings, c);
     if (c.kind !== 'removed') for (const ip of c.pod.ips) wake(ip);
     for (const l of listeners) {
       try {
@@ -105,24 +115,30 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
 
   // Waiting is for a pod the watch has not delivered yet (it asks within milliseconds of getting its IP);
   // a source that keeps sending from addresses no pod owns would otherwise park one request per attempt
-  // for the whole wait. Past these caps a request is answered as unknown at once (fail closed).
+  // for the whole wait. Past these caps a request is answered at once with what the view says (fail closed).
   const maxPerIp = o.maxWaitersPerIp ?? 16;
   const maxTotal = o.maxWaiters ?? 256;
+  const waitingPerIp = new Map<string, number>();
   let waiting = 0;
-  const mayWait = (ip: string) => waiting < maxTotal && (waiters.get(ip)?.size ?? 0) < maxPerIp;
-
-  function waitFor(ip: string): Promise<void> {
+  const mayWait = (ip: string) => waiting < maxTotal && (waitingPerIp.get(ip) ?? 0) < maxPerIp;
+  const enter = (ip: string) => {
     waiting++;
+    waitingPerIp.set(ip, (waitingPerIp.get(ip) ?? 0) + 1);
+  };
+  const leave = (ip: string) => {
+    waiting--;
+    const n = (waitingPerIp.get(ip) ?? 1) - 1;
+    if (n === 0) waitingPerIp.delete(ip);
+    else waitingPerIp.set(ip, n);
+  };
+
+  function waitFor(ip: string, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, o.unknownPodWaitMs);
+      const timer = setTimeout(done, ms);
       let set = waiters.get(ip);
       if (set === undefined) waiters.set(ip, (set = new Set()));
       set.add(done);
-      let settled = false;
       function done() {
-        if (settled) return;
-        settled = true;
-        waiting--;
         clearTimeout(timer);
         waiters.get(ip)?.delete(done);
         if (waiters.get(ip)?.size === 0) waiters.delete(ip);
@@ -131,22 +147,70 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
     });
   }
 
+  // A TCP connection belongs to the sandbox that made its handshake: a later sandbox on the same IP cannot
+  // speak on it (it would need the connection's sequence numbers, RFC 9293 §3.4.1). So a connection the
+  // node's routes verified for a pod stays verified, and keep-alive requests skip the route read.
+  const verified = new WeakMap<object, string>();
+
+  /** The view's answer for ip, checked against the node (sandbox.ts). */
+  function resolveOn(ip: string, connection: object | undefined): PodLookupResult {
+    const pods = index.claimants(ip);
+    if (pods.length === 0) {
+      return bindings.isQuarantined(ip) ? { kind: 'unbound', reason: 'address_quarantined' } : UNKNOWN;
+    }
+    const now = o.clock();
+    const seen = connection === undefined ? undefined : verified.get(connection);
+    const reasons = pods.map((p) => {
+      const key = `${p.uid} ${ip}`;
+      if (seen === key) return undefined;
+      const reason = bindings.check(p, ip, now);
+      if (reason === undefined && connection !== undefined && bindings.usesSignal(p.uid, ip)) {
+        verified.set(connection, key);
+      }
+      return reason;
+    });
+    const bound = pods.filter((_, i) => reasons[i] === undefined);
+    // A Terminating pod whose sandbox is gone no longer counts against the newcomer that now holds the IP;
+    // two pods the node cannot tell apart still make a conflict.
+    if (bound.length === 1 && bound[0] !== undefined) return { kind: 'found', pod: bound[0] };
+    if (pods.length > 1) return { kind: 'conflict' };
+    return { kind: 'unbound', reason: reasons[0] ?? 'sandbox_changed' };
+  }
+
   return {
     synced: handle.synced,
     isReady: () => ready && fresh(),
-    async byIp(raw, opts): Promise<PodLookupResult> {
-      const first = index.lookup(raw);
-      if (first.kind !== 'unknown') return first;
+    async byIp(raw, connection, opts): Promise<PodLookupResult> {
       const ip = canonicalIp(raw);
-      if (ip === undefined || o.unknownPodWaitMs === 0 || opts?.wait === false) return first;
+      if (ip === undefined) return UNKNOWN;
+      const resolve = (ip: string) => resolveOn(ip, connection);
+      const first = resolve(ip);
+      if (first.kind === 'found' || first.kind === 'conflict' || o.unknownPodWaitMs === 0) return first;
+      if (opts?.wait === false) return first;
+      const metric = first.kind === 'unknown' ? o.metrics.unknownPodWaits : o.metrics.sandboxWaits;
       if (!mayWait(ip)) {
-        o.metrics.unknownPodWaits.inc({ outcome: 'over_limit' });
+        metric.inc({ outcome: 'over_limit' });
         return first;
       }
-      await waitFor(ip);
-      const second = index.lookup(ip);
-      o.metrics.unknownPodWaits.inc({ outcome: second.kind === 'unknown' ? 'timeout' : 'found' });
-      return second;
+      // Unknown, or the node disagrees with the view: wait (bounded) for the view to change for this IP.
+      const deadline = performance.now() + o.unknownPodWaitMs;
+      let r: PodLookupResult = first;
+      enter(ip);
+      try {
+        for (let left = o.unknownPodWaitMs; left > 0; left = deadline - performance.now()) {
+          await waitFor(ip, left);
+          r = resolve(ip);
+          if (r.kind === 'found' || r.kind === 'conflict') break;
+        }
+      } finally {
+        leave(ip);
+      }
+      if (first.kind === 'unknown') {
+        o.metrics.unknownPodWaits.inc({ outcome: r.kind === 'found' ? 'found' : 'timeout' });
+      } else {
+        o.metrics.sandboxWaits.inc({ outcome: r.kind === 'found' ? 'bound' : 'refused' });
+      }
+      return r;
     },
     pods: () => index.pods(),
     onChange(listener) {
@@ -159,4 +223,14 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
       for (const ip of [...waiters.keys()]) wake(ip);
     },
   };
+}
+
+const UNKNOWN: PodLookupResult = { kind: 'unknown' };
+
+/** Records follow the view: an IP a pod gains is recorded, an IP it loses is quarantined. */
+function follow(bindings: SandboxBindings, c: Exclude<IndexChange, { kind: 'none' }>): void {
+  const kept = c.kind === 'removed' ? [] : c.pod.ips;
+  const lost = c.kind === 'removed' ? c.pod.ips : c.kind === 'updated' ? c.before.ips : [];
+  for (const ip of lost) if (!kept.includes(ip)) bindings.forget(c.pod.uid, ip);
+  for (const ip of kept) bindings.learn(c.pod.uid, ip);
 }

@@ -1,10 +1,12 @@
 // The outcome of the role decision (pure; roles/decide.ts). Every denial carries a typed reason that goes
 // to the log, to imdsgate_decisions_total{reason} and to a Kubernetes Event on the pod.
+import type { UnboundReason } from '../pods/sandbox.js';
 import type { PodIdentity } from '../pods/types.js';
 
 export type DenyReason =
   | 'pod_unknown'
   | 'pod_ip_conflict'
+  | UnboundReason
   | 'no_role'
   | 'namespace_forbids'
   | 'namespace_requires_allow'

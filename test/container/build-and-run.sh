@@ -18,9 +18,6 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-BASE=${BASE:-localhost/imdsgate-bookworm-base:latest}
-IMG=${IMG:-localhost/imdsgate:test}
 BIN=${IMDSGATE_TESTENV_BIN:-$HOME/.cache/imdsgate-testenv/bin}
 AEMM=${AEMM:-$BIN/ec2-metadata-mock}
 SUFFIX=$$
@@ -28,10 +25,9 @@ NS_NODE=imdsgate-ct-node-$SUFFIX
 NS_POD=imdsgate-ct-pod-$SUFFIX
 WORK=$(mktemp -d /tmp/imdsgate-ct.XXXXXX)
 CTR=imdsgate-ct-$SUFFIX
-export CONTAINERS_CONF=$WORK/containers.conf
+# shellcheck source=podman-lib.sh
+. "$ROOT/test/container/podman-lib.sh"
 
-t() { date +%s.%N; }
-dt() { awk -v a="$2" -v b="$(t)" -v n="$1" 'BEGIN{printf "[time] %s: %.1fs\n", n, b-a}'; }
 log() { printf '[container] %s\n' "$*"; }
 fail() { printf '[container] FAIL: %s\n' "$*" >&2; exit 1; }
 host_net_fp() {
@@ -73,50 +69,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- engine config: runc, rlimits the VM allows, no bridge network (container-build.md §1) ---------
-lim() { local v; v=$(ulimit -H "$1"); [ "$v" = unlimited ] && v=$2; [ "$v" -gt "$2" ] && v=$2; echo "$v"; }
-cat >"$CONTAINERS_CONF" <<CONF
-[containers]
-netns = "none"
-default_ulimits = ["nofile=$(lim -n 1048576):$(lim -n 1048576)", "nproc=$(lim -u 32768):$(lim -u 32768)"]
-[engine]
-runtime = "runc"
-CONF
-
-# --- base image from the Debian mirror, reused across runs ------------------------------------------
-if ! podman image exists "$BASE"; then
-  s=$(t); rootfs=$WORK/rootfs
-  debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
-    || { tail -20 "$WORK/debootstrap.log"; fail debootstrap; }
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/*
-  printf '%s\n' "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
-    "deb ${MIRROR%/debian}/debian-security bookworm-security main" >"$rootfs/etc/apt/sources.list"
-  : >"$rootfs/etc/resolv.conf"; echo localhost >"$rootfs/etc/hostname"
-  # An intercepting egress proxy's CA (if the host trusts one) must be trusted by the build stages too.
-  mkdir -p "$rootfs/usr/local/share/ca-certificates"
-  cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/" 2>/dev/null || true
-  tar --numeric-owner -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
-  rm -rf "$rootfs"; dt "base image (debootstrap + import)" "$s"
-else
-  log "reusing base image $BASE"
-fi
-
-# --- build ----------------------------------------------------------------------------------------
-# --network host: buildah ignores netns="none" and would otherwise create a bridge (host iptables rules).
-# --pull=never: a missing base must fail at once, not try https://localhost/v2/.
-# SOURCE=head builds the committed tree (git archive HEAD) instead of the working tree.
-CTX=$ROOT
-if [ "${SOURCE:-worktree}" = head ]; then
-  CTX=$WORK/ctx; mkdir -p "$CTX"
-  git -C "$ROOT" archive HEAD | tar -x -C "$CTX"
-  cp "$ROOT/.dockerignore" "$CTX/"
-fi
-s=$(t)
-podman build --pull=never --network host --build-arg BASE="$BASE" \
-  --build-arg REVISION="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  -t "$IMG" -f "$ROOT/Dockerfile" "$CTX" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "podman build"; }
-dt "podman build" "$s"
+# --- engine config, base image, build (podman-lib.sh) ------------------------------------------------
+podman_config
+ensure_base || fail "base image"
+build_agent_image || fail "podman build"
 log "image size: $(podman image inspect "$IMG" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
 
 # --- 1. version -------------------------------------------------------------------------------------

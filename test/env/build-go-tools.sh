@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned Go tools of the test environment from the Go module proxy into the cache:
-# kube-apiserver, etcd, helm, ec2-metadata-mock and the small aws-sdk-go-v2 IMDS client.
+# kube-apiserver, etcd, helm, ec2-metadata-mock, the small aws-sdk-go-v2 IMDS client, and the node test
+# bed's kubelet, kube-controller-manager, kube-scheduler and pause binary.
 # Each tool is built in a throwaway wrapper module keyed by its version, so a rebuild only
 # happens when versions.env changes. Idempotent; prints progress.
 set -euo pipefail
@@ -65,6 +66,41 @@ build_kube() {
   LDX=$(kube_ldflags) build kube-apiserver "$stamp" k8s.io/kubernetes/cmd/kube-apiserver "k8s.io/kubernetes@$KUBE_VERSION"
 }
 
+# The node test bed (test/node): kubelet, kube-controller-manager and kube-scheduler from the same
+# k8s.io/kubernetes release as kube-apiserver, built in its wrapper module (same go.mod, replaces and version
+# stamp) in one `go build`, so the packages they share with kube-apiserver come from the build cache.
+build_kube_node() {
+  local stamp=$KUBE_VERSION-ld1 n missing=0
+  for n in kubelet kube-controller-manager kube-scheduler kubectl; do
+    [ -x "$BIN/$n" ] && [ -f "$BIN/.$n.$stamp" ] || missing=1
+  done
+  if [ $missing = 0 ]; then log "kubelet, kube-controller-manager, kube-scheduler, kubectl $stamp: cached"; return; fi
+  build_kube
+  local dir=$CACHE/build/kube-apiserver-$stamp start=$SECONDS out=$BIN/.kube-node.tmp
+  log "kubelet, kube-controller-manager, kube-scheduler, kubectl $stamp: compiling (first time takes minutes)"
+  rm -rf "$out"; mkdir -p "$out"
+  (cd "$dir" && go build -trimpath -ldflags="-s -w $(kube_ldflags)" -o "$out/" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl)
+  for n in kubelet kube-controller-manager kube-scheduler kubectl; do
+    mv "$out/$n" "$BIN/$n"; rm -f "$BIN/.$n".*; touch "$BIN/.$n.$stamp"
+  done
+  rmdir "$out"
+  log "kubelet, kube-controller-manager, kube-scheduler, kubectl: built in $((SECONDS - start))s"
+}
+
+# A pause binary for the node test bed's sandbox image: static, no libc, so the image is FROM scratch.
+build_pause() {
+  local src=$here/../node/pause/main.go stamp
+  stamp=go-$(sha256sum "$src" | cut -c1-12)
+  if [ -x "$BIN/pause" ] && [ -f "$BIN/.pause.$stamp" ]; then log "pause $stamp: cached"; return; fi
+  local dir; dir=$(wrapper pause "$stamp")
+  cp "$src" "$dir/main.go"
+  (cd "$dir" && go build -trimpath -ldflags="-s -w" -o "$BIN/pause.tmp" .)
+  mv "$BIN/pause.tmp" "$BIN/pause"; rm -f "$BIN"/.pause.*; touch "$BIN/.pause.$stamp"
+  log "pause: built"
+}
+
 imds_client() {
   local stamp=$AWS_SDK_GO_V2_IMDS_VERSION-$AWS_SDK_GO_V2_CONFIG_VERSION
   local dir; dir=$(wrapper goimds "$stamp")
@@ -83,7 +119,7 @@ imds_client() {
   log "goimds: built in $((SECONDS - start))s"
 }
 
-want=${*:-kube etcd helm aemm goimds}
+want=${*:-kube etcd helm aemm goimds kubenode pause}
 for t in $want; do
   case $t in
     kube) build_kube ;;
@@ -92,6 +128,8 @@ for t in $want; do
           build helm "$HELM_VERSION-ld1" helm.sh/helm/v3/cmd/helm "helm.sh/helm/v3@$HELM_VERSION" ;;
     aemm) build ec2-metadata-mock "$AEMM_VERSION" github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock \
             "github.com/aws/amazon-ec2-metadata-mock@$AEMM_VERSION" ;;
+    kubenode) build_kube_node ;;
+    pause) build_pause ;;
     goimds) [ -f "$here/goimds/main.go" ] && imds_client || log "goimds: no source yet" ;;
     *) echo "unknown tool $t" >&2; exit 2 ;;
   esac

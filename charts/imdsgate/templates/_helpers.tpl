@@ -45,6 +45,22 @@ app.kubernetes.io/part-of: imdsgate
 {{- end }}
 
 {{/*
+imdsgate.testLabels label the helm test's objects: the recommended labels, but never the DaemonSet's
+selector (a DaemonSet controller adopts and deletes orphan pods that match its selector).
+*/}}
+{{- define "imdsgate.testLabels" -}}
+helm.sh/chart: {{ include "imdsgate.chart" . }}
+app.kubernetes.io/name: {{ include "imdsgate.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test
+app.kubernetes.io/part-of: imdsgate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
 imdsgate.selectorLabels are name + instance only: selectors are immutable, so nothing that changes
 between chart versions belongs here.
 */}}

@@ -200,6 +200,23 @@ describe('helm install, then the agent ServiceAccount against the API server', (
     for (const kc of [plain, full]) expect((await kube(kc, method, p)).status, p).toBe(200);
   });
 
+  it('the agent may get, list and watch its own DaemonSet, by name only (uninstall.removeRules)', async () => {
+    const ds = `/apis/apps/v1/namespaces/${NS}/daemonsets`;
+    for (const [kc, own, other] of [
+      [plain, `d${run}-imdsgate`, `g${run}-imdsgate`],
+      [full, `g${run}-imdsgate`, `d${run}-imdsgate`],
+    ] as const) {
+      const byName = (n: string) => `${ds}?fieldSelector=metadata.name%3D${n}`;
+      expect((await kube(kc, 'GET', `${ds}/${own}`)).status).toBe(200);
+      expect((await kube(kc, 'GET', byName(own))).status).toBe(200);
+      expect((await kube(kc, 'GET', `${byName(own)}&watch=1&timeoutSeconds=1`)).status).toBe(200);
+      expect((await kube(kc, 'GET', `${ds}/${other}`)).status).toBe(403);
+      expect((await kube(kc, 'GET', byName(other))).status).toBe(403);
+      expect((await kube(kc, 'GET', ds)).status).toBe(403);
+      expect((await kube(kc, 'DELETE', `${ds}/${own}?dryRun=All`)).status).toBe(403);
+    }
+  });
+
   it('the agent may create Events about a pod, and nothing more on Events', async () => {
     const event = {
       metadata: { name: `deny-${run}` },

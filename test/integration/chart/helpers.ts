@@ -161,6 +161,8 @@ export function collectionPath(o: Pick<KubeObject, 'apiVersion' | 'kind'>, names
     DaemonSet: 'daemonsets',
     ClusterRole: 'clusterroles',
     ClusterRoleBinding: 'clusterrolebindings',
+    Role: 'roles',
+    RoleBinding: 'rolebindings',
     ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
     ValidatingAdmissionPolicyBinding: 'validatingadmissionpolicybindings',
     ServiceMonitor: 'servicemonitors',

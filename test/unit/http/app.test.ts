@@ -93,6 +93,17 @@ describe('token endpoint (§13 #1-#9)', () => {
     expect((await get(CREDS, WEB, { 'x-aws-ec2-metadata-token': token })).statusCode).toBe(401);
   });
 
+  it('accepts a token minted before its pod was known, once the pod at that IP is known', async () => {
+    const NEW = '10.0.0.9';
+    const token = (await putToken(NEW)).body; // the kubelet has not reported the pod's IP yet
+    h.pods.set(NEW, { kind: 'found', pod: pod(NEW, 'web', { uid: 'uid-fresh' }) });
+    const r = await get(CREDS, NEW, { 'x-aws-ec2-metadata-token': token });
+    expect(r.statusCode).toBe(200);
+    expect(r.body).toBe('app-role');
+    // ...but never from another address
+    expect((await get(CREDS, WEB, { 'x-aws-ec2-metadata-token': token })).statusCode).toBe(401);
+  });
+
   it('answers 403 to a token-bearing GET with X-Forwarded-For, but serves token-less v1 GETs with it', async () => {
     const token = (await putToken(WEB)).body;
     const r = await get(CREDS, WEB, { 'x-aws-ec2-metadata-token': token, 'x-forwarded-for': '10.9.9.9' });
@@ -187,6 +198,30 @@ describe('credential paths (§13 #21-#38)', () => {
       'test',
     ]);
     expect((await h.metrics.podIpConflicts.get()).values[0]?.value).toBe(1);
+  });
+
+  it('answers 404 with a typed reason when the node says the sender is not the pod the view names', async () => {
+    for (const [i, reason] of (
+      ['sandbox_changed', 'address_quarantined', 'no_sandbox_signal'] as const
+    ).entries()) {
+      const ip = `10.0.0.${20 + i}`;
+      h.pods.set(ip, { kind: 'unbound', reason });
+      for (const path of [CREDS, `${CREDS}app-role`, '/latest/meta-data/iam/info']) {
+        const res = await get(path, ip);
+        expect(res.statusCode).toBe(404);
+        expect(res.body).not.toMatch(/app-role|team|web/);
+      }
+    }
+    expect(h.issued).toEqual([]);
+    expect(h.upstreamCalls).toEqual([]);
+    const d = await h.metrics.decisions.get();
+    expect(
+      d.values.filter((v) => v.labels.outcome === 'deny').map((v) => [v.labels.reason, v.value]),
+    ).toEqual([
+      ['sandbox_changed', 3],
+      ['address_quarantined', 3],
+      ['no_sandbox_signal', 3],
+    ]);
   });
 
   it('refuses other spellings of credential paths and never forwards them (#33)', async () => {

@@ -86,7 +86,7 @@ export function harness(opts: Partial<AppDeps['config']> = {}): Harness {
   const app = buildApp({
     config: { ...LIMIT_DEFAULTS, imdsv1: 'allow', allowPath: [], denyPath: [], ...opts },
     podLookup: {
-      byIp: async (ip, o) => (
+      byIp: async (ip, _conn, o) => (
         lookups.push(ip),
         waits.push(o?.wait !== false),
         pods.get(ip) ?? { kind: 'unknown' }
