@@ -1,29 +1,116 @@
 #!/usr/bin/env bash
-# The main-job demo: on a fresh machine, as root, bring up the real test environment (kube-apiserver,
-# etcd, moto; built and cached the first time, with progress), build imdsgate, then run the network
-# namespace sandbox: one pod gets its role's credentials from 169.254.169.254, another is denied with the
-# reason, and a metrics excerpt is printed. Everything the demo creates is removed on exit or Ctrl-C;
-# the test environment stays up for the next run (`npm run testenv:down` stops it).
+# The main job: imdsgate as a platform team meets it on EKS, on a real one-node Kubernetes cluster built on
+# this machine (docs/node-testbed.md): `helm install` the chart, watch the DaemonSet come up and open the
+# node, then real pods with the AWS CLI get their own role, or are refused with the reason. The first run
+# builds everything (minutes, with progress); with warm caches the demo takes about 2 minutes.
 #
-# Nothing here touches the machine's own network namespace: every address, route and iptables rule lives
-# in namespaces the demo creates (link-local addresses only).
+# Nothing here touches the machine's own network namespace: the node, its pods and the "cloud" (the EC2
+# metadata mock on 169.254.169.254) live in network namespaces the node bed creates, on link-local
+# addresses. On exit or Ctrl-C the demo uninstalls the chart and removes the node it brought up; the test
+# environment (API server, etcd, STS emulator) stays up for the next run (`npm run testenv:down`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-
+t0=$SECONDS
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
 
-# Everything a fresh machine lacks (Debian packages, npm ci) and the real test environment: the first
-# run builds kube-apiserver, etcd and AEMM (several minutes, with progress); later runs take seconds.
-# The environment is shared with test runs, so the demo never stops it: `npm run testenv:down` does.
 say "set-up: packages, npm dependencies, test environment"
 bash scripts/setup.sh
+npm run --silent build
+
+say "the node: kubelet, containerd and a CNI bridge in network namespaces; images built with podman"
+node_was_up=0
+bash test/node/status >/dev/null 2>&1 && node_was_up=1
+bash test/node/up
+# shellcheck source=../test/node/lib.sh
+. test/node/lib.sh
+# shellcheck disable=SC1091
+. "$CACHE/state.env"
+export KUBECONFIG=$RUN/admin.kubeconfig HELM_CACHE_HOME=/tmp/imdsgate-helm-cache PATH=$BIN:$PATH
+NODE_RUN=$(. "$NODE_STATE"; echo "$RUN") HOLDER=$(. "$NODE_STATE"; echo "$HOLDER")
+cleanup() {
+  say "cleaning up"
+  helm uninstall imdsgate -n imdsgate --wait --timeout 60s >/dev/null 2>&1 || true
+  kubectl delete ns shop batch --wait=false >/dev/null 2>&1 || true
+  if [ $node_was_up = 0 ]; then bash test/node/down; else echo "(the node bed was already up; left up)"; fi
+}
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "building imdsgate"
-npm run --silent build
-npx tsc -p test/e2e/sandbox/tsconfig.demo.json
+say "a new node registers with the startup taint: no app pod may run before its agent is ready"
+run kubectl get nodes -o custom-columns=NAME:.metadata.name,STATUS:.status.conditions[-1].type,TAINTS:.spec.taints[*].key
 
-say "running the sandbox"
-IMDSGATE_REPO_ROOT="$root/" node node_modules/.cache/imdsgate-demo/test/e2e/sandbox/demo.js
-echo "(test environment left running for the next run; npm run testenv:down stops it)"
+say "helm install (the image from the Dockerfile; values in test/node/values.yaml)"
+run helm upgrade --install imdsgate charts/imdsgate -n imdsgate --create-namespace --values test/node/values.yaml --wait
+run kubectl -n imdsgate get ds,pods -o wide
+run kubectl get nodes -o custom-columns=NAME:.metadata.name,TAINTS:.spec.taints[*].key
+
+say "two teams: shop may use shop-* roles, batch may use batch-* roles"
+kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, annotations: { iam.amazonaws.com/allowed-roles: '["shop-*"]' } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: batch, annotations: { iam.amazonaws.com/allowed-roles: '["batch-*"]' } }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: web, namespace: shop, annotations: { eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/shop-web" } }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: intruder, namespace: batch, annotations: { eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/shop-web" } }
+YAML
+for p in shop/web batch/intruder; do
+  ns=${p%/*} name=${p#*/}
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: { name: $name, namespace: $ns }
+spec:
+  serviceAccountName: $name
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  restartPolicy: Never
+  containers:
+    - name: aws
+      image: $CLIENT_IMAGE
+      imagePullPolicy: Never
+      env: [{ name: HOME, value: /tmp }, { name: AWS_REGION, value: us-east-1 }]
+      command: ["sh", "-c"]
+      args:
+        - |
+          echo "\$ curl http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+          curl -s -w ' (HTTP %{http_code})\n' http://169.254.169.254/latest/meta-data/iam/security-credentials/ | tail -c 120
+          echo "\$ aws sts get-caller-identity"
+          aws sts get-caller-identity --endpoint-url http://$SVC_STS_IP --output text --query Arn 2>&1 | tail -n 1
+YAML
+done
+run kubectl get pods -n shop -o wide
+for p in shop/web batch/intruder; do
+  kubectl -n "${p%/*}" wait --for=jsonpath='{.status.phase}'=Succeeded "pod/${p#*/}" --timeout=120s >/dev/null
+  say "pod $p (its own output, from the node's log directory)"
+  sed -E 's/^\S+ (stdout|stderr) [FP] //' "$NODE_RUN"/pod-logs/"${p%/*}"_"${p#*/}"_*/aws/0.log
+done
+
+say "why was batch/intruder refused? (imdsgate explain)"
+run node dist/main.js explain --namespace batch --pod intruder --kubeconfig "$KUBECONFIG" --node-name "$NODE_NAME" \
+  --region us-east-1 --log-level warn || true
+
+say "the agent's decisions in its log"
+grep -h '"msg":"decision"' "$NODE_RUN"/pod-logs/imdsgate_imdsgate-*/imdsgate/*.log | grep -E '"(shop|batch)"' | tail -n 4 |
+  jq -c '{namespace, pod, role, outcome, reason: .decisionReason, path, status}'
+
+say "the interception rules in the node's netfilter"
+nsenter -t "$HOLDER" -m -n iptables-nft-save | grep -E 'IMDSGATE' | grep -E 'cni0|PREROUTING' | cut -c1-150
+
+say "metrics (http://$NODE_IP:9181/metrics inside the node)"
+nsenter -t "$HOLDER" -m -n curl -fsS "http://$NODE_IP:9181/metrics" | grep -E '^imdsgate_(decisions_total|ready|build_info)' | head -n 8
+
+say "helm uninstall: the agent sees its DaemonSet deleted and removes its rules"
+run helm uninstall imdsgate -n imdsgate --wait
+sleep 2
+printf 'imdsgate rules left in the node: %s\n' "$(nsenter -t "$HOLDER" -m -n iptables-nft-save | grep -c IMDSGATE || true)"
+say "demo done in $((SECONDS - t0))s"

@@ -4,17 +4,7 @@
 // very first metadata request gets its own role.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import {
-  apply,
-  inNode,
-  kubectl,
-  NODE_NAME,
-  nodeProcesses,
-  nodeRules,
-  podLog,
-  podState,
-  until,
-} from './bed.js';
+import { apply, inNode, kubectl, NODE_NAME, nodeProcesses, nodeRules, podLog, until } from './bed.js';
 import { callerArn, clientPod, roleArn, SDK_CLIENTS_SCRIPT } from './pods.js';
 import { daemonSetStatus, installChart, METRICS_URL, RELEASE_NS } from './release.js';
 
@@ -53,18 +43,19 @@ describe('boot guard and install', () => {
       clientPod({ namespace: NS, name: 'early', serviceAccount: 'app-a', script: SDK_CLIENTS_SCRIPT }),
     );
     await new Promise((r) => setTimeout(r, 5000));
-    const s = await podState(NS, 'early');
-    expect(s?.phase).toBe('Pending');
-    const why = await kubectl([
-      'get',
-      'pod',
-      '-n',
-      NS,
-      'early',
-      '-o',
-      'jsonpath={.status.conditions[0].message}',
-    ]);
-    expect(why).toContain(TAINT);
+    const pod = JSON.parse(await kubectl(['get', 'pod', '-n', NS, 'early', '-o', 'json'])) as {
+      spec: { nodeName?: string };
+      status: {
+        phase: string;
+        conditions?: { type: string; status: string; reason?: string; message?: string }[];
+      };
+    };
+    expect(pod.status.phase).toBe('Pending');
+    expect(pod.spec.nodeName).toBeUndefined();
+    const scheduled = pod.status.conditions?.find((c) => c.type === 'PodScheduled');
+    expect(scheduled).toMatchObject({ status: 'False', reason: 'Unschedulable' });
+    expect(scheduled?.message).toMatch(/untolerated taint/);
+    expect(await nodeTaints()).toContain(`${TAINT}:NoSchedule`);
   });
 
   it('helm install: the DaemonSet pod becomes Ready through its real probes', async () => {

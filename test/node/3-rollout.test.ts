@@ -39,7 +39,7 @@ describe('rolling update', () => {
     });
     await new Promise((r) => setTimeout(r, 3000)); // answers after the new agent is Ready
     const tries = parseTries(podLog(NS, 'steady')).filter((t) => t.at >= started - 2000);
-    expect(tries.length).toBeGreaterThan(20);
+    expect(tries.length).toBeGreaterThan(10);
     for (const t of tries) {
       expect(t.key).not.toBe(nodeKey);
       expect(t.role).not.toBe(NODE_ROLE);

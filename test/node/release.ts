@@ -29,6 +29,9 @@ export async function installChart(extra: string[] = []): Promise<void> {
     ...values(extra),
   ]);
   if (r.code !== 0) throw new Error(`helm upgrade --install failed (${r.code}):\n${r.out}`);
+  // helm --wait counts a DaemonSet ready at `desired - maxUnavailable` ready pods: 0 of 1 on this node.
+  // `kubectl rollout status` waits for every node's pod to be updated and Ready, as docs/install-eks.md says.
+  await kubectl(['rollout', 'status', `ds/${RELEASE}`, '-n', RELEASE_NS, '--timeout=180s']);
 }
 
 /** The agent's DaemonSet status as kubectl reports it. */
