@@ -129,6 +129,32 @@ export const OPTIONS = {
     help: 'how long a request from an unknown IP waits for the pod watch to catch up',
     schema: int(0, 10_000),
   },
+  maxConnections: {
+    kind: 'string',
+    default: '4096',
+    help:
+      'open front-door connections at most, all sources together; more are closed unanswered ' +
+      '(an open connection costs 7-21 KiB, docs/limits.md)',
+    schema: int(16, 65_536),
+  },
+  maxConnectionsPerSource: {
+    kind: 'string',
+    default: '128',
+    help: 'open connections at most per source address (pod IP); more are answered 429 and closed',
+    schema: int(1, 65_536),
+  },
+  maxRequestsPerSource: {
+    kind: 'string',
+    default: '128',
+    help: 'requests in flight at most per source address; more are answered 429',
+    schema: int(1, 65_536),
+  },
+  headersTimeoutMs: {
+    kind: 'string',
+    default: '5000',
+    help: 'deadline for the first byte and for the complete request head of each connection and request',
+    schema: int(500, 60_000),
+  },
   sandboxBinding: {
     kind: 'string',
     default: 'auto',

@@ -17,7 +17,11 @@ export const ERRORS = {
   ROLE_DENIED: { status: 404, message: 'Not Found' },
   ROLE_MISMATCH: { status: 404, message: 'Not Found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method Not Allowed' },
+  REQUEST_TIMEOUT: { status: 408, message: 'Request head not received in time' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body not allowed' },
+  // IMDS itself answers 429 when a caller is throttled, and SDKs retry it with back-off:
+  // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html#instancedata-throttling
+  TOO_MANY_REQUESTS: { status: 429, message: 'Too many connections or requests from this source' },
   HEADERS_TOO_LARGE: { status: 431, message: 'Request header fields too large' },
   INTERNAL_ERROR: { status: 500, message: 'Internal Server Error' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'Metadata service unavailable' },
@@ -51,7 +55,9 @@ const REASON: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   413: 'Payload Too Large',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',

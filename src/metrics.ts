@@ -30,6 +30,19 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       buckets: LATENCY_BUCKETS,
       registers: r,
     }),
+    connectionsOpen: new Gauge({
+      name: 'imdsgate_connections_open',
+      help: 'Front-door connections currently open (all sources)',
+      registers: r,
+    }),
+    connectionsRefused: new Counter({
+      name: 'imdsgate_connections_refused_total',
+      help:
+        'Front-door connections or requests refused by a limit, by reason ' +
+        '(source_connections|total_connections|source_requests|first_byte_timeout|request_timeout)',
+      labelNames: ['reason'],
+      registers: r,
+    }),
     decisions: new Counter({
       name: 'imdsgate_decisions_total',
       help: 'Role decisions by outcome (allow|deny) and typed reason',
@@ -112,7 +125,9 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
     }),
     unknownPodWaits: new Counter({
       name: 'imdsgate_unknown_pod_waits_total',
-      help: 'Requests from unknown IPs that waited for the watch, by outcome (found|timeout)',
+      help:
+        'Requests from unknown IPs that waited for the watch, by outcome (found|timeout|over_limit: ' +
+        'too many already waiting, answered as unknown without waiting)',
       labelNames: ['outcome'],
       registers: r,
     }),
@@ -120,7 +135,8 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       name: 'imdsgate_sandbox_binding_waits_total',
       help:
         'Requests whose sender was not the sandbox recorded for the pod the view names (or whose address ' +
-        'was quarantined) and that waited for the view, by outcome (bound|refused)',
+        'was quarantined) and that waited for the view, by outcome (bound|refused|over_limit: too many ' +
+        'already waiting, answered without waiting)',
       labelNames: ['outcome'],
       registers: r,
     }),

@@ -10,6 +10,7 @@ import { createAssumeRoleIssuer } from './credentials/sts.js';
 import { createWebIdentityIssuer } from './credentials/web-identity.js';
 import type { CredentialIssuer } from './credentials/types.js';
 import { buildApp } from './http/app.js';
+import { LISTEN_BACKLOG } from './http/limits.js';
 import { buildMetricsApp } from './http/metrics-app.js';
 import { createTokenService } from './imds/tokens.js';
 import { createUpstream, type UpstreamImds } from './imds/upstream.js';
@@ -94,7 +95,7 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
       () => metricsApp.close(),
       () => app.close(),
     );
-    const listen = await app.listen(hostPort(cfg.listen));
+    const listen = await app.listen({ ...hostPort(cfg.listen), backlog: LISTEN_BACKLOG });
     const metricsAddr = await metricsApp.listen(hostPort(cfg.metricsListen));
     logger.info({ listen, metrics: metricsAddr, upstream: cfg.upstream }, 'imdsgate serving');
 

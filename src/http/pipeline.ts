@@ -40,7 +40,7 @@ export function createPipeline(deps: AppDeps) {
     // identity and goes on.
     if (isIdentityPath(cls) && !deps.podLookup.isReady())
       throw new ImdsError('NOT_READY', 'pod view not ready');
-    const lookup = await deps.podLookup.byIp(req.sourceIp, req.connection);
+    const lookup = await deps.podLookup.byIp(req.sourceIp, req.connection, { wait: needsWait(req, cls) });
     checkSession(req, lookup);
     switch (cls.kind) {
       case 'concealed':
@@ -179,6 +179,21 @@ const unidentified = (req: PodRequest): TokenBinding => ({ ip: req.sourceIp, uid
 function bindingOf(req: PodRequest, lookup: PodLookupResult): TokenBinding {
   if (lookup.kind !== 'found') return unidentified(req);
   return { ip: req.sourceIp, uid: lookup.pod.uid, pod: `${lookup.pod.namespace}/${lookup.pod.name}` };
+}
+
+/**
+ * Whether a request from a source the pod view does not know yet should wait for the view to catch up
+ * (--unknown-pod-wait-ms). Only when the pod's identity could change the answer for the better:
+ * - identity paths (credentials, iam/): the pod's role;
+ * - token-less (IMDSv1) requests: the pod's namespace may allow or deny IMDSv1.
+ * A token-bearing request for any other path is decided by the token alone: a token minted while the
+ * source was unknown is bound to the address and verifies whether or not the pod appears meanwhile (see
+ * checkSession); one minted for a pod verifies only for that pod, which a lookup finds at once while it
+ * is known. Waiting cannot change the answer, so such requests (forwarded, listings, concealed) are
+ * answered at once, and a source sending from addresses no pod owns cannot park them for the wait.
+ */
+function needsWait(req: PodRequest, cls: PathClass): boolean {
+  return isIdentityPath(cls) || req.headers[TOKEN_HEADER] === undefined;
 }
 
 function isIdentityPath(cls: PathClass): boolean {

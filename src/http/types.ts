@@ -6,11 +6,12 @@ import type { UpstreamImds } from '../imds/upstream.js';
 import type { TokenService } from '../imds/tokens.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { LimitsConfig } from './limits.js';
 import type { Clock, PodLookup } from '../pods/types.js';
 import type { Imdsv1Policy, RoleResolver } from '../roles/types.js';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'imdsv1' | 'allowPath' | 'denyPath'>;
+  readonly config: Pick<Config, 'imdsv1' | 'allowPath' | 'denyPath'> & LimitsConfig;
   readonly podLookup: PodLookup;
   readonly roleResolver: RoleResolver;
   readonly imdsv1Policy: Imdsv1Policy;

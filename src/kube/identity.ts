@@ -118,7 +118,7 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
   const imdsv1Logged = new Map<string, string>();
   return {
     podLookup: {
-      byIp: (ip, conn) => watcher.byIp(ip, conn),
+      byIp: (ip, conn, o) => watcher.byIp(ip, conn, o),
       isReady: () => watcher.isReady() && viewsReady(),
     },
     roleResolver: {

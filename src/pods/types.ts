@@ -25,10 +25,11 @@ export type PodLookupResult =
 
 export interface PodLookup {
   /**
-   * Resolves a source IP. May wait a bounded time for a watch to catch up; never throws for unknown IPs.
-   * connection (the request's TCP connection, opaque) lets a node-verified sandbox hold for its life.
+   * Resolves a source IP. May wait a bounded time for a watch to catch up, unless opts.wait is false;
+   * never throws for unknown IPs. connection (the request's TCP connection, opaque) lets a node-verified
+   * sandbox hold for its life.
    */
-  byIp(ip: string, connection?: object): Promise<PodLookupResult>;
+  byIp(ip: string, connection?: object, opts?: { readonly wait?: boolean }): Promise<PodLookupResult>;
   /** True once the first full view is in. */
   isReady(): boolean;
 }

@@ -18,6 +18,10 @@ export interface PodWatcherOptions {
   readonly client: KubeClient;
   readonly nodeName: string;
   readonly unknownPodWaitMs: number;
+  /** Requests from one unknown IP that may wait at once; the rest are answered as unknown at once. */
+  readonly maxWaitersPerIp?: number;
+  /** Requests from all unknown IPs together that may wait at once. */
+  readonly maxWaiters?: number;
   /** Not ready (fail closed) after this long without a list, event or bookmark; 0 = never. */
   readonly maxStalenessSeconds?: number;
   readonly clock: Clock;
@@ -109,6 +113,25 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   }, 1000);
   staleness.unref();
 
+  // Waiting is for a pod the watch has not delivered yet (it asks within milliseconds of getting its IP);
+  // a source that keeps sending from addresses no pod owns would otherwise park one request per attempt
+  // for the whole wait. Past these caps a request is answered at once with what the view says (fail closed).
+  const maxPerIp = o.maxWaitersPerIp ?? 16;
+  const maxTotal = o.maxWaiters ?? 256;
+  const waitingPerIp = new Map<string, number>();
+  let waiting = 0;
+  const mayWait = (ip: string) => waiting < maxTotal && (waitingPerIp.get(ip) ?? 0) < maxPerIp;
+  const enter = (ip: string) => {
+    waiting++;
+    waitingPerIp.set(ip, (waitingPerIp.get(ip) ?? 0) + 1);
+  };
+  const leave = (ip: string) => {
+    waiting--;
+    const n = (waitingPerIp.get(ip) ?? 1) - 1;
+    if (n === 0) waitingPerIp.delete(ip);
+    else waitingPerIp.set(ip, n);
+  };
+
   function waitFor(ip: string, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms);
@@ -157,19 +180,30 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   return {
     synced: handle.synced,
     isReady: () => ready && fresh(),
-    async byIp(raw, connection): Promise<PodLookupResult> {
+    async byIp(raw, connection, opts): Promise<PodLookupResult> {
       const ip = canonicalIp(raw);
       if (ip === undefined) return UNKNOWN;
       const resolve = (ip: string) => resolveOn(ip, connection);
       const first = resolve(ip);
       if (first.kind === 'found' || first.kind === 'conflict' || o.unknownPodWaitMs === 0) return first;
+      if (opts?.wait === false) return first;
+      const metric = first.kind === 'unknown' ? o.metrics.unknownPodWaits : o.metrics.sandboxWaits;
+      if (!mayWait(ip)) {
+        metric.inc({ outcome: 'over_limit' });
+        return first;
+      }
       // Unknown, or the node disagrees with the view: wait (bounded) for the view to change for this IP.
       const deadline = performance.now() + o.unknownPodWaitMs;
       let r: PodLookupResult = first;
-      for (let left = o.unknownPodWaitMs; left > 0; left = deadline - performance.now()) {
-        await waitFor(ip, left);
-        r = resolve(ip);
-        if (r.kind === 'found' || r.kind === 'conflict') break;
+      enter(ip);
+      try {
+        for (let left = o.unknownPodWaitMs; left > 0; left = deadline - performance.now()) {
+          await waitFor(ip, left);
+          r = resolve(ip);
+          if (r.kind === 'found' || r.kind === 'conflict') break;
+        }
+      } finally {
+        leave(ip);
       }
       if (first.kind === 'unknown') {
         o.metrics.unknownPodWaits.inc({ outcome: r.kind === 'found' ? 'found' : 'timeout' });

@@ -6,6 +6,7 @@ import { buildApp, type AppDeps } from '../../../src/http/app.js';
 import type { Credentials, CredentialRequest } from '../../../src/credentials/types.js';
 import type { UpstreamResponse } from '../../../src/imds/upstream.js';
 import { createTokenService } from '../../../src/imds/tokens.js';
+import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/logger.js';
 import { createMetrics } from '../../../src/metrics.js';
 import type { PodIdentity, PodLookupResult } from '../../../src/pods/types.js';
@@ -38,13 +39,20 @@ export interface Harness {
   ready: { value: boolean };
   /** Source IPs podLookup.byIp was asked for. */
   lookups: string[];
+  /** Per lookup: whether the pipeline let it wait for an unknown pod. */
+  waits: boolean[];
   setUpstream(fn: (path: string) => Promise<UpstreamResponse>): void;
   setIssuer(fn: (req: CredentialRequest) => Promise<Credentials>): void;
 }
 
-export function harness(
-  opts: Partial<Pick<AppDeps['config'], 'imdsv1' | 'allowPath' | 'denyPath'>> = {},
-): Harness {
+/** The front-door limits at their shipped defaults. */
+const { maxConnections, maxConnectionsPerSource, maxRequestsPerSource, headersTimeoutMs } = loadConfig(
+  ['--identity-file=unused.yaml'],
+  {},
+);
+const LIMIT_DEFAULTS = { maxConnections, maxConnectionsPerSource, maxRequestsPerSource, headersTimeoutMs };
+
+export function harness(opts: Partial<AppDeps['config']> = {}): Harness {
   const now = { ms: T0 };
   const clock = () => now.ms;
   const pods = new Map<string, PodLookupResult>();
@@ -55,6 +63,7 @@ export function harness(
   const logs: Record<string, unknown>[] = [];
   const ready = { value: true };
   const lookups: string[] = [];
+  const waits: boolean[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
@@ -75,13 +84,13 @@ export function harness(
   });
   const metrics = createMetrics(new Registry(), { defaults: false });
   const app = buildApp({
-    config: {
-      imdsv1: opts.imdsv1 ?? 'allow',
-      allowPath: opts.allowPath ?? [],
-      denyPath: opts.denyPath ?? [],
-    },
+    config: { ...LIMIT_DEFAULTS, imdsv1: 'allow', allowPath: [], denyPath: [], ...opts },
     podLookup: {
-      byIp: async (ip) => (lookups.push(ip), pods.get(ip) ?? { kind: 'unknown' }),
+      byIp: async (ip, _conn, o) => (
+        lookups.push(ip),
+        waits.push(o?.wait !== false),
+        pods.get(ip) ?? { kind: 'unknown' }
+      ),
       isReady: () => ready.value,
     },
     roleResolver: {
@@ -117,6 +126,7 @@ export function harness(
     metrics,
     ready,
     lookups,
+    waits,
     setUpstream: (fn) => (upstream = fn),
     setIssuer: (fn) => (issuer = fn),
   };

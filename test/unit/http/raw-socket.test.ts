@@ -1,9 +1,9 @@
 // The server must answer malformed input with a clear 4xx and keep serving: raw bytes on a real socket,
 // because an in-process inject() cannot produce them.
-import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { harness, standardPods, type Harness } from './fakes.js';
+import { raw as rawOn, request, status } from './sockets.js';
 
 let h: Harness;
 let port: number;
@@ -17,19 +17,8 @@ beforeAll(async () => {
 });
 afterAll(() => h.app.close());
 
-function raw(bytes: string | Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const s = connect(port, '127.0.0.1', () => s.end(bytes));
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', reject);
-    s.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
-    s.setTimeout(3000, () => s.destroy());
-  });
-}
-const status = (res: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(res)?.[1]);
-const req = (target: string, extra = '') =>
-  `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${extra}\r\n`;
+const raw = (bytes: string | Buffer) => rawOn(port, bytes);
+const req = request;
 
 describe('raw targets', () => {
   it.each([
@@ -86,16 +75,50 @@ describe('malformed requests', () => {
       'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
       400,
     ],
+    ['HTTP/1.1 without Host (RFC 9112 §3.2), in IMDS form', 'GET /latest/meta-data/ HTTP/1.1\r\n\r\n', 400],
+    [
+      'an expectation other than 100-continue is ignored',
+      req('/latest/meta-data/', 'Expect: 21600\r\n'),
+      200,
+    ],
     ['PROPFIND', 'PROPFIND /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 405],
     ['CONNECT', 'CONNECT 169.254.169.254:80 HTTP/1.1\r\nHost: x\r\n\r\n', 405],
   ])('%s', async (_name, bytes, want) => {
     const res = await raw(bytes);
     expect(status(res), res).toBe(want);
+    expect(res).toMatch(/\r\nserver: EC2ws\r\n/i);
   });
 
   it('still serves after all of that', async () => {
     const res = await raw(req('/latest/meta-data/iam/security-credentials/'));
     expect(status(res)).toBe(200);
     expect(res.endsWith('app-role')).toBe(true);
+  });
+});
+
+describe('half-closed requests (a client shuts down its write side after sending)', () => {
+  it('still gets an answer that takes time (upstream slower than the FIN)', async () => {
+    h.setUpstream(async () => {
+      await new Promise((r) => setTimeout(r, 150));
+      return { status: 200, contentType: 'text/plain', body: Buffer.from('i-after-fin') };
+    });
+    const res = await rawOn(
+      port,
+      request('/latest/meta-data/instance-id').replace('Connection: close\r\n', ''),
+    );
+    expect(status(res), res).toBe(200);
+    expect(res.endsWith('i-after-fin')).toBe(true);
+  });
+
+  it('gets the answers of pipelined requests, then the close', async () => {
+    const two = request('/latest/meta-data/instance-id', '').replace('Connection: close\r\n', '');
+    const res = await rawOn(port, two + two);
+    expect(res.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+  });
+
+  it('with nothing sent, is closed at once', async () => {
+    const t0 = performance.now();
+    expect(await rawOn(port, '')).toBe('');
+    expect(performance.now() - t0).toBeLessThan(500);
   });
 });

@@ -14,10 +14,14 @@ const POD = {
   status: { phase: 'Running', podIP: '169.254.10.2' },
 };
 
-function setup(maxStalenessSeconds: number) {
+function setup(
+  maxStalenessSeconds: number,
+  wait: { ms: number; perIp?: number; total?: number } = { ms: 0 },
+) {
   let now = Date.parse('2030-01-01T00:00:00Z');
   let emit: ((e: WatchEvent<unknown>) => void) | undefined;
   const logs: string[] = [];
+  const metrics = createMetrics(new Registry(), { defaults: false });
   const client: KubeClient = {
     server: 'http://test',
     request: () => Promise.reject(new Error('unused')),
@@ -31,14 +35,17 @@ function setup(maxStalenessSeconds: number) {
   const watcher = startPodWatcher({
     client,
     nodeName: 'n1',
-    unknownPodWaitMs: 0,
+    unknownPodWaitMs: wait.ms,
+    ...(wait.perIp !== undefined ? { maxWaitersPerIp: wait.perIp } : {}),
+    ...(wait.total !== undefined ? { maxWaiters: wait.total } : {}),
     maxStalenessSeconds,
     clock: () => now,
-    metrics: createMetrics(new Registry(), { defaults: false }),
+    metrics,
     logger: createLogger('info', { write: (s: string) => logs.push(s) }),
   });
   return {
     watcher,
+    metrics,
     logs,
     advance: (s: number) => (now += s * 1000),
     bookmark: () => emit?.({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '6' } } }),
@@ -83,5 +90,43 @@ describe('pod watcher readiness and staleness', () => {
     await s.watcher.synced;
     s.advance(86_400);
     expect(s.watcher.isReady()).toBe(true);
+  });
+});
+
+describe('waiting for an unknown source', () => {
+  const settledWithin = async (p: Promise<unknown>, ms: number) =>
+    Promise.race([p.then(() => true), new Promise((r) => setTimeout(() => r(false), ms))]);
+
+  it('lets at most maxWaitersPerIp requests of one address wait; the rest are answered unknown at once', async () => {
+    const s = setup(0, { ms: 500, perIp: 2, total: 3 });
+    watcher = s.watcher;
+    await s.watcher.synced;
+    const a = [s.watcher.byIp('169.254.10.9'), s.watcher.byIp('169.254.10.9')];
+    const t0 = performance.now();
+    expect(await s.watcher.byIp('169.254.10.9')).toEqual({ kind: 'unknown' });
+    // Another address may still wait, up to the total; then nobody else does.
+    const b = s.watcher.byIp('169.254.10.8');
+    expect(await s.watcher.byIp('169.254.10.7')).toEqual({ kind: 'unknown' });
+    expect(await s.watcher.byIp('169.254.10.6', undefined, { wait: false })).toEqual({ kind: 'unknown' });
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(await settledWithin(Promise.all([...a, b]), 50)).toBe(false);
+    const m = await s.metrics.unknownPodWaits.get();
+    expect(m.values).toEqual([{ labels: { outcome: 'over_limit' }, value: 2 }]);
+    // The ones that waited end at the deadline, still unknown.
+    expect(await Promise.all([...a, b])).toEqual([
+      { kind: 'unknown' },
+      { kind: 'unknown' },
+      { kind: 'unknown' },
+    ]);
+  });
+
+  it('frees a waiter slot when its wait ends', async () => {
+    const s = setup(0, { ms: 100, perIp: 1 });
+    watcher = s.watcher;
+    await s.watcher.synced;
+    const first = s.watcher.byIp('169.254.10.9');
+    expect(await settledWithin(s.watcher.byIp('169.254.10.9'), 20)).toBe(true);
+    await first;
+    expect(await settledWithin(s.watcher.byIp('169.254.10.9'), 50)).toBe(false);
   });
 });
