@@ -181,4 +181,21 @@ describe('TokenRequest admission policy', () => {
   it('does not restrict other users (the admin mints any token)', async () => {
     expect((await request(admin, spec({ audiences: ['x'], boundObjectRef: undefined }))).status).toBe(201);
   });
+
+  it('does not touch TokenRequests in a namespace without pods (no params is not a denial)', async () => {
+    const empty = `${NS}-empty`;
+    await ensure(admin, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: empty } });
+    await ensure(admin, {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'x', namespace: empty },
+    });
+    const r = await kube(admin, 'POST', `/api/v1/namespaces/${empty}/serviceaccounts/x/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { audiences: ['sts.amazonaws.com'], expirationSeconds: 600 },
+    });
+    expect(r.status, r.body.message).toBe(201);
+    await kube(admin, 'DELETE', `/api/v1/namespaces/${empty}`);
+  });
 });
