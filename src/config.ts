@@ -123,9 +123,11 @@ export const OPTIONS = {
     help: 'this node (Downward API spec.nodeName); required with the Kubernetes watch',
     schema: optional(nonEmpty),
   },
+  // On a real kubelet a new pod's IP reaches the API 0.5-1 s after its containers start, and its first
+  // SDK request comes at once (test/node, docs/node-testbed.md); SDKs give up after 1 s.
   unknownPodWaitMs: {
     kind: 'string',
-    default: '500',
+    default: '900',
     help: 'how long a request from an unknown IP waits for the pod watch to catch up',
     schema: int(0, 10_000),
   },
