@@ -4,7 +4,17 @@
 // very first metadata request gets its own role.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { apply, inNode, kubectl, NODE_NAME, nodeProcesses, nodeRules, podLog, until } from './bed.js';
+import {
+  apply,
+  inNode,
+  kubectl,
+  NODE_NAME,
+  nodeProcesses,
+  nodeRules,
+  podLog,
+  until,
+  freshNamespace,
+} from './bed.js';
 import { callerArn, clientPod, roleArn, SDK_CLIENTS_SCRIPT } from './pods.js';
 import { daemonSetStatus, installChart, METRICS_URL, RELEASE_NS } from './release.js';
 
@@ -19,18 +29,16 @@ async function nodeTaints(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  await apply(
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-    {
-      apiVersion: 'v1',
-      kind: 'ServiceAccount',
-      metadata: {
-        name: 'app-a',
-        namespace: NS,
-        annotations: { 'eks.amazonaws.com/role-arn': roleArn('app-a') },
-      },
+  await freshNamespace(NS);
+  await apply({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: {
+      name: 'app-a',
+      namespace: NS,
+      annotations: { 'eks.amazonaws.com/role-arn': roleArn('app-a') },
     },
-  );
+  });
 });
 
 describe('boot guard and install', () => {

@@ -2,7 +2,7 @@
 // and never the node's credentials, instance data still passes, `helm test` passes, and a hostNetwork pod
 // is shown for what it is (it bypasses the DNAT: docs/install-eks.md says what to do about it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, helm, kubectl, NODE_ROLE, podLog, until } from './bed.js';
+import { apply, helm, kubectl, NODE_ROLE, podLog, until, freshNamespace } from './bed.js';
 import { clientPod, roleArn } from './pods.js';
 import { installChart, RELEASE, RELEASE_NS } from './release.js';
 
@@ -37,26 +37,17 @@ const finished = (ns: string, pod: string) =>
 
 beforeAll(async () => {
   await installChart(); // no-op when 1-boot installed it
-  await apply(
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-    {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: LOCKED, annotations: { 'iam.amazonaws.com/allowed-roles': '["only-this-one"]' } },
+  await freshNamespace(NS);
+  await freshNamespace(LOCKED, { 'iam.amazonaws.com/allowed-roles': '["only-this-one"]' });
+  await apply({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: {
+      name: 'app-b',
+      namespace: LOCKED,
+      annotations: { 'eks.amazonaws.com/role-arn': roleArn('app-b') },
     },
-    {
-      apiVersion: 'v1',
-      kind: 'ServiceAccount',
-      metadata: {
-        name: 'app-b',
-        namespace: LOCKED,
-        annotations: { 'eks.amazonaws.com/role-arn': roleArn('app-b') },
-      },
-    },
-  );
-  await until('default service accounts', 30_000, async () =>
-    (await kubectl(['get', 'sa', '-n', NS, 'default'], { reject: false })) ? true : undefined,
-  );
+  });
   await apply(
     clientPod({ namespace: LOCKED, name: 'forbidden', serviceAccount: 'app-b', script: PROBE_SCRIPT }),
     clientPod({ namespace: NS, name: 'roleless', script: PROBE_SCRIPT }),

@@ -2,7 +2,16 @@
 // credentials five times a second: every answer is the pod's own role, a refusal or a timeout, never the
 // node's credentials and never another role. The longest gap in service is reported.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, kubectl, NODE_ROLE, nodeAccessKeyId, podLog, podState, until } from './bed.js';
+import {
+  apply,
+  kubectl,
+  NODE_ROLE,
+  nodeAccessKeyId,
+  podLog,
+  podState,
+  until,
+  freshNamespace,
+} from './bed.js';
 import { clientPod, curlLoopScript, parseTries, roleArn } from './pods.js';
 import { daemonSetStatus, installChart } from './release.js';
 
@@ -11,14 +20,12 @@ const ROLE = 'app-rollout';
 
 beforeAll(async () => {
   await installChart();
-  await apply(
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-    {
-      apiVersion: 'v1',
-      kind: 'ServiceAccount',
-      metadata: { name: 'app', namespace: NS, annotations: { 'eks.amazonaws.com/role-arn': roleArn(ROLE) } },
-    },
-  );
+  await freshNamespace(NS);
+  await apply({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: 'app', namespace: NS, annotations: { 'eks.amazonaws.com/role-arn': roleArn(ROLE) } },
+  });
   await apply(
     clientPod({ namespace: NS, name: 'steady', serviceAccount: 'app', script: curlLoopScript(0.2) }),
   );

@@ -3,7 +3,7 @@
 // other role. Every pod asks for credentials from the first instant of its container; no pod may ever
 // be answered with a role that is not its own.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply, kubectl, podLog, podState, until } from './bed.js';
+import { apply, kubectl, podLog, podState, until, freshNamespace } from './bed.js';
 import { clientPod, curlLoopScript, parseTries, roleArn } from './pods.js';
 import { installChart } from './release.js';
 
@@ -17,8 +17,8 @@ const SCRIPT = `(${curlLoopScript(0.1)}) & sleep 4; kill $!; echo done; exec sle
 
 beforeAll(async () => {
   await installChart();
+  await freshNamespace(NS);
   await apply(
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
     ...ROLES.map((r) => ({
       apiVersion: 'v1',
       kind: 'ServiceAccount',

@@ -171,3 +171,15 @@ export async function nodeAccessKeyId(): Promise<string> {
   ]);
   return (JSON.parse(c) as { AccessKeyId: string }).AccessKeyId;
 }
+
+/**
+ * A namespace made afresh: one left by an earlier run (perhaps still Terminating) is deleted and waited
+ * for first, or its finalization would delete this run's pods under the test's feet.
+ */
+export async function freshNamespace(name: string, annotations: Record<string, string> = {}): Promise<void> {
+  await kubectl(['delete', 'namespace', name, '--ignore-not-found', '--wait=true', '--timeout=120s']);
+  await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, annotations } });
+  await until(`${name}/default service account`, 30_000, async () =>
+    (await kubectl(['get', 'sa', '-n', name, 'default'], { reject: false })) ? true : undefined,
+  );
+}
