@@ -2,11 +2,30 @@
 // takes effect on the next request (no TTL to wait out). Namespaces are few and all are kept (an unknown
 // namespace denies); of service accounts only those carrying an annotation we read are kept, so memory
 // follows the number of IAM-mapped service accounts, not the cluster size.
-import type { V1Namespace, V1ServiceAccount } from '@kubernetes/client-node';
+// Both are listed and watched as metadata only (PartialObjectMetadata): the role decision reads names and
+// annotations, never a spec, so the API server need not send (nor this agent parse) the rest.
+// https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables is the
+// content-negotiation mechanism; the metadata-only media types are those of client-go's metadatainformer.
+// Like the pod view, a view that has not heard from the API server for longer than the staleness limit
+// stops counting as ready, so identity paths fail closed (503) rather than decide on old annotations.
 import type { Logger } from '../logger.js';
+import type { Clock } from '../pods/types.js';
 import { keptAnnotations } from '../pods/index.js';
 import { startListWatch } from './list-watch.js';
 import type { KubeClient } from './rest.js';
+
+export const METADATA_ONLY = {
+  list: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1',
+  watch: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1',
+} as const;
+
+export interface ViewOptions {
+  readonly clock: Clock;
+  /** Not ready after this long without a list, event or bookmark; 0 = never. */
+  readonly maxStalenessSeconds?: number;
+  /** Full objects instead of PartialObjectMetadata (the previous design, kept for bench/scale). */
+  readonly fullObjects?: boolean;
+}
 
 export interface Annotated {
   readonly annotations: Readonly<Record<string, string>>;
@@ -22,16 +41,23 @@ export interface AnnotationView {
   stop(): void;
 }
 
-type Obj = V1Namespace | V1ServiceAccount;
+/** What is read of a Namespace or ServiceAccount (PartialObjectMetadata or the full object). */
+interface Obj {
+  metadata?: { name?: string; namespace?: string; annotations?: Record<string, string>; resourceVersion?: string };
+}
 
 function startView(
   client: KubeClient,
   logger: Logger,
   kind: 'namespaces' | 'serviceaccounts',
+  vo: ViewOptions,
 ): AnnotationView {
   const store = new Map<string, Annotated>();
   const listeners = new Set<(ns: string, name?: string) => void>();
   let ready = false;
+  let lastSync = 0;
+  const maxStaleMs = (vo.maxStalenessSeconds ?? 0) * 1000;
+  const fresh = () => maxStaleMs === 0 || vo.clock() - lastSync <= maxStaleMs;
   const keyOf = (o: Obj) =>
     kind === 'namespaces'
       ? (o.metadata?.name ?? '')
@@ -57,6 +83,8 @@ function startView(
     client,
     path: `/api/v1/${kind}`,
     logger,
+    ...(vo.fullObjects === true ? {} : { accept: METADATA_ONLY }),
+    onSync: () => (lastSync = vo.clock()),
     onList: (items) => {
       const seen = new Set(items.map(keyOf));
       for (const key of [...store.keys()]) {
@@ -73,7 +101,7 @@ function startView(
 
   return {
     get: (ns, name) => store.get(kind === 'namespaces' ? ns : `${ns}/${name ?? ''}`),
-    isReady: () => ready,
+    isReady: () => ready && fresh(),
     synced: handle.synced,
     onChange(l) {
       listeners.add(l);
@@ -83,10 +111,10 @@ function startView(
   };
 }
 
-export function startNamespaceView(client: KubeClient, logger: Logger): AnnotationView {
-  return startView(client, logger, 'namespaces');
+export function startNamespaceView(client: KubeClient, logger: Logger, o: ViewOptions): AnnotationView {
+  return startView(client, logger, 'namespaces', o);
 }
 
-export function startServiceAccountView(client: KubeClient, logger: Logger): AnnotationView {
-  return startView(client, logger, 'serviceaccounts');
+export function startServiceAccountView(client: KubeClient, logger: Logger, o: ViewOptions): AnnotationView {
+  return startView(client, logger, 'serviceaccounts', o);
 }
