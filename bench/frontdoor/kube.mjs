@@ -8,7 +8,7 @@
 // own /metrics). BENCH_CONNECTIONS (50, as the issue's comparison), BENCH_LOG_LEVEL (info), BENCH_NODE_FLAGS
 // as in run.mjs. Needs `npm run testenv:up`. Everything it creates in the API server carries a unique name
 // and is deleted on exit (namespace finalised by hand: the test environment runs no namespace controller).
-/* global URL, fetch, setTimeout */
+/* global fetch, setTimeout */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, homedir, loadavg, tmpdir } from 'node:os';
@@ -25,7 +25,10 @@ const children = [];
 const cleanups = [];
 
 const start = (cmd, args, env) => {
-  const c = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'] });
+  const c = spawn(cmd, args, {
+    env,
+    stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'],
+  });
   children.push(c);
   return c;
 };
@@ -64,7 +67,11 @@ async function cluster(work, kubeconfig) {
   await post(`/api/v1/namespaces/${ns}/serviceaccounts`, sa);
   const pod = await post(`/api/v1/namespaces/${ns}/pods`, {
     metadata: { name: 'bench-0' },
-    spec: { nodeName: node, serviceAccountName: 'bench', containers: [{ name: 'c', image: 'example.invalid/c:1' }] },
+    spec: {
+      nodeName: node,
+      serviceAccountName: 'bench',
+      containers: [{ name: 'c', image: 'example.invalid/c:1' }],
+    },
   });
   pod.status = { phase: 'Running', podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }] };
   await k.request('PUT', `/api/v1/namespaces/${ns}/pods/bench-0/status`, { body: pod });
@@ -85,8 +92,15 @@ async function main() {
       ? shippedNodeFlags(join(work, 'dist/main.js'))
       : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
   const { node } = await cluster(work, state.kube.adminKubeconfig);
-  const [aemmPort, motoPort, port, mport] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  start('taskset', ['-c', '0', motoBin, '-H', '127.0.0.1', '-p', String(motoPort)], { PATH: process.env.PATH });
+  const [aemmPort, motoPort, port, mport] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  start('taskset', ['-c', '0', motoBin, '-H', '127.0.0.1', '-p', String(motoPort)], {
+    PATH: process.env.PATH,
+  });
   start('taskset', ['-c', '0', aemmBin, '-n', '127.0.0.1', '-p', String(aemmPort)], {
     HOME: work,
     GOMAXPROCS: '1',
@@ -186,5 +200,8 @@ main()
   })
   .finally(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    for (const f of cleanups.reverse()) await Promise.resolve().then(f).catch((e) => console.error(`cleanup: ${e.message}`));
+    for (const f of cleanups.reverse())
+      await Promise.resolve()
+        .then(f)
+        .catch((e) => console.error(`cleanup: ${e.message}`));
   });

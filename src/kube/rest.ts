@@ -162,7 +162,12 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
           metadata?: { resourceVersion?: string; continue?: string };
         }>('GET', path, {
           // A continue token carries its own resourceVersion; the API server refuses both together.
-          query: { ...query, limit: o.pageSize ?? 500, continue: cont, ...(cont ? { resourceVersion: undefined } : {}) },
+          query: {
+            ...query,
+            limit: o.pageSize ?? 500,
+            continue: cont,
+            ...(cont ? { resourceVersion: undefined } : {}),
+          },
           ...(l.signal !== undefined ? { signal: l.signal } : {}),
           ...(l.accept !== undefined ? { accept: l.accept } : {}),
         });

@@ -43,7 +43,12 @@ export interface AnnotationView {
 
 /** What is read of a Namespace or ServiceAccount (PartialObjectMetadata or the full object). */
 interface Obj {
-  metadata?: { name?: string; namespace?: string; annotations?: Record<string, string>; resourceVersion?: string };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+  };
 }
 
 function startView(

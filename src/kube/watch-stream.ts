@@ -49,4 +49,3 @@ export function parseEvent<T>(line: string): WatchEvent<T> {
   }
   return { type: ev.type as WatchEventType, object: ev.object as T };
 }
-

@@ -92,7 +92,11 @@ describe('createTokenBucket', () => {
   });
 
   it('qps 0 turns the limit off', async () => {
-    const b = createTokenBucket({ qps: 0, burst: 0 }, () => 0, () => Promise.reject(new Error('slept')));
+    const b = createTokenBucket(
+      { qps: 0, burst: 0 },
+      () => 0,
+      () => Promise.reject(new Error('slept')),
+    );
     for (let i = 0; i < 100; i++) await b.take();
   });
 });

@@ -209,7 +209,10 @@ describe('startListWatch', () => {
   });
 
   it.each([
-    ['an HTTP 429 with Retry-After', () => Promise.reject(new KubeApiError(429, 'too many', 'TooManyRequests', 300))],
+    [
+      'an HTTP 429 with Retry-After',
+      () => Promise.reject(new KubeApiError(429, 'too many', 'TooManyRequests', 300)),
+    ],
     [
       'an ERROR event 429 with details.retryAfterSeconds',
       async (_q: Query, emit: (e: WatchEvent<Obj>) => void) =>
