@@ -49,13 +49,24 @@ export function shippedNodeFlags(mainJs) {
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Compiles the agent into dir/dist with the project's package.json and node_modules beside it. */
-export function build(dir) {
+/**
+ * Compiles the agent into dir/dist with the project's package.json and node_modules beside it; with a
+ * git ref, the sources of that commit (a same-run baseline of an earlier design).
+ */
+export function build(dir, ref) {
   mkdirSync(dir, { recursive: true });
+  let cwd = ROOT;
+  if (ref !== undefined) {
+    cwd = join(dir, 'src-ref');
+    mkdirSync(cwd, { recursive: true });
+    const tar = execFileSync('git', ['archive', ref, 'src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], { cwd: ROOT, maxBuffer: 1 << 28 });
+    execFileSync('tar', ['-x', '-C', cwd], { input: tar });
+    symlinkSync(join(ROOT, 'node_modules'), join(cwd, 'node_modules'));
+  }
   execFileSync(
     join(ROOT, 'node_modules/.bin/tsc'),
     ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')],
-    { cwd: ROOT, stdio: 'inherit' },
+    { cwd, stdio: 'inherit' },
   );
   writeFileSync(join(dir, 'package.json'), readFileSync(join(ROOT, 'package.json')));
   if (!existsSync(join(dir, 'node_modules')))
