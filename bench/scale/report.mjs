@@ -37,7 +37,7 @@ export function report(o) {
     'Each simulated agent is the agent\'s own kube client, pod watcher and namespace/service-account views',
     '(bench/scale/sim.mjs) with its own connections, on its own node name, as an ordinary RBAC user (not exempt',
     'from API Priority and Fairness). "Restart": SIGTERM to the API server and a new one started at once;',
-    'the resync time runs from the new process's start (it needs a few seconds to be ready) until every agent',
+    "the resync time runs from the new process's start (it needs a few seconds to be ready) until every agent",
     'has relisted all three views. Requests are counted client-side.',
     '',
     '| figure | previous | new | previous / new |',
