@@ -8,7 +8,7 @@
 // own /metrics). BENCH_CONNECTIONS (50, as the issue's comparison), BENCH_LOG_LEVEL (info), BENCH_NODE_FLAGS
 // as in run.mjs. Needs `npm run testenv:up`. Everything it creates in the API server carries a unique name
 // and is deleted on exit (namespace finalised by hand: the test environment runs no namespace controller).
-/* global fetch, setTimeout */
+/* global fetch, setTimeout, setInterval, clearInterval */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, homedir, loadavg, tmpdir } from 'node:os';
@@ -65,8 +65,14 @@ async function cluster(work, kubeconfig) {
     let i = 0;
     const timer = setInterval(() => {
       const n = `churn-${id}-${i++}`;
-      void post('/api/v1/namespaces', { metadata: { name: n, annotations: { 'iam.amazonaws.com/permitted': '.*' } } })
-        .then(() => post(`/api/v1/namespaces/${n}/serviceaccounts`, { metadata: { name: 'app', annotations: { 'eks.amazonaws.com/role-arn': ROLE_ARN } } }))
+      void post('/api/v1/namespaces', {
+        metadata: { name: n, annotations: { 'iam.amazonaws.com/permitted': '.*' } },
+      })
+        .then(() =>
+          post(`/api/v1/namespaces/${n}/serviceaccounts`, {
+            metadata: { name: 'app', annotations: { 'eks.amazonaws.com/role-arn': ROLE_ARN } },
+          }),
+        )
         .then(() => k.request('DELETE', `/api/v1/namespaces/${n}`))
         .catch(() => undefined);
     }, 1000 / churn);
@@ -101,8 +107,12 @@ async function cluster(work, kubeconfig) {
 async function main() {
   const cache = process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/imdsgate-testenv');
   const aemmBin = join(cache, 'bin/ec2-metadata-mock');
-  const motoBin = [join(cache, 'venv/bin/moto_server'), ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'moto_server'))].find(existsSync);
-  if (!existsSync(aemmBin) || motoBin === undefined) throw new Error('AEMM or moto missing: npm run testenv:up');
+  const motoBin = [
+    join(cache, 'venv/bin/moto_server'),
+    ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'moto_server')),
+  ].find(existsSync);
+  if (!existsSync(aemmBin) || motoBin === undefined)
+    throw new Error('AEMM or moto missing: npm run testenv:up');
   const work = join(tmpdir(), `imdsgate-bench-kube-${process.pid}`);
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
   // BENCH_REF=<git ref>: the agent as built from that commit (e.g. the design before a fix).
@@ -217,7 +227,12 @@ function wchanSampler(pid) {
 
 /** Runs `fn` (which returns an autocannon result or a request count) and measures the agent around it. */
 async function sampled(agent, metricsUrl, fn) {
-  const [cpu0, s0, t0, q0] = [cpuSeconds(agent.pid), await agentStats(metricsUrl), Date.now(), sched(agent.pid)];
+  const [cpu0, s0, t0, q0] = [
+    cpuSeconds(agent.pid),
+    await agentStats(metricsUrl),
+    Date.now(),
+    sched(agent.pid),
+  ];
   const wchan = wchanSampler(agent.pid);
   const r = await fn();
   const blocked = wchan();

@@ -59,7 +59,11 @@ export function build(dir, ref) {
   if (ref !== undefined) {
     cwd = join(dir, 'src-ref');
     mkdirSync(cwd, { recursive: true });
-    const tar = execFileSync('git', ['archive', ref, 'src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], { cwd: ROOT, maxBuffer: 1 << 28 });
+    const tar = execFileSync(
+      'git',
+      ['archive', ref, 'src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'],
+      { cwd: ROOT, maxBuffer: 1 << 28 },
+    );
     execFileSync('tar', ['-x', '-C', cwd], { input: tar });
     symlinkSync(join(ROOT, 'node_modules'), join(cwd, 'node_modules'));
   }

@@ -17,11 +17,52 @@ const BIN = join(process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/i
 function pki(dir) {
   mkdirSync(dir, { recursive: true });
   const ossl = (...a) => execFileSync('openssl', a, { cwd: dir, stdio: 'ignore' });
-  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=bench-ca');
+  ossl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-subj',
+    '/CN=bench-ca',
+  );
   const sign = (name, subj, ext) => {
-    ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj);
+    ossl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      subj,
+    );
     writeFileSync(join(dir, `${name}.ext`), ext);
-    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`);
+    ossl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    );
   };
   sign('apiserver', '/CN=kube-apiserver', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   sign('admin', '/O=system:masters/CN=bench-admin', 'extendedKeyUsage=clientAuth\n');
@@ -37,7 +78,12 @@ const kubeconfig = (server, dir, user) =>
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'c', cluster: { server, 'certificate-authority': join(dir, 'ca.crt') } }],
-    users: [{ name: 'u', user: { 'client-certificate': join(dir, `${user}.crt`), 'client-key': join(dir, `${user}.key`) } }],
+    users: [
+      {
+        name: 'u',
+        user: { 'client-certificate': join(dir, `${user}.crt`), 'client-key': join(dir, `${user}.key`) },
+      },
+    ],
     contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
     'current-context': 'x',
   });
@@ -53,27 +99,56 @@ export async function startCluster(root, { apfLimit } = {}) {
   pki(dir);
   const [etcdPort, peerPort, port] = [await freePort(), await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-  const log = (name) => (process.env.BENCH_VERBOSE ? 'inherit' : 'ignore');
+  const log = () => (process.env.BENCH_VERBOSE ? 'inherit' : 'ignore');
   const etcd = spawn(
     join(BIN, 'etcd'),
-    ['--name', 'bench', '--data-dir', join(root, 'etcd'), '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster', `bench=http://127.0.0.1:${peerPort}`, '--unsafe-no-fsync', '--log-level', 'error', '--quota-backend-bytes', String(2 * 2 ** 30)],
-    { stdio: ['ignore', 'ignore', log('etcd')] },
+    [
+      '--name',
+      'bench',
+      '--data-dir',
+      join(root, 'etcd'),
+      '--listen-client-urls',
+      etcdUrl,
+      '--advertise-client-urls',
+      etcdUrl,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster',
+      `bench=http://127.0.0.1:${peerPort}`,
+      '--unsafe-no-fsync',
+      '--log-level',
+      'error',
+      '--quota-backend-bytes',
+      String(2 * 2 ** 30),
+    ],
+    { stdio: ['ignore', 'ignore', log()] },
   );
   const server = `https://127.0.0.1:${port}`;
   const args = [
-    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${port}`, `--etcd-servers=${etcdUrl}`,
-    `--tls-cert-file=${dir}/apiserver.crt`, `--tls-private-key-file=${dir}/apiserver.key`, `--client-ca-file=${dir}/ca.crt`,
-    '--authorization-mode=RBAC', '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-    `--service-account-key-file=${dir}/sa.pub`, `--service-account-signing-key-file=${dir}/sa.key`,
-    '--service-cluster-ip-range=169.254.241.0/24', '--profiling=false', '--v=0',
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${port}`,
+    `--etcd-servers=${etcdUrl}`,
+    `--tls-cert-file=${dir}/apiserver.crt`,
+    `--tls-private-key-file=${dir}/apiserver.key`,
+    `--client-ca-file=${dir}/ca.crt`,
+    '--authorization-mode=RBAC',
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${dir}/sa.pub`,
+    `--service-account-signing-key-file=${dir}/sa.key`,
+    '--service-cluster-ip-range=169.254.241.0/24',
+    '--profiling=false',
+    '--v=0',
     // A small server, as the 2 shared cores are: APF's seats scale with these (defaults 400/200).
-    ...(apfLimit ? [`--max-requests-inflight=${apfLimit}`, `--max-mutating-requests-inflight=${Math.ceil(apfLimit / 2)}`] : []),
+    ...(apfLimit
+      ? [`--max-requests-inflight=${apfLimit}`, `--max-mutating-requests-inflight=${Math.ceil(apfLimit / 2)}`]
+      : []),
   ];
   let api;
   const startApi = () => {
-    api = spawn(join(BIN, 'kube-apiserver'), args, { stdio: ['ignore', 'ignore', log('api')] });
+    api = spawn(join(BIN, 'kube-apiserver'), args, { stdio: ['ignore', 'ignore', log()] });
     return api;
   };
   startApi();
@@ -82,7 +157,11 @@ export async function startCluster(root, { apfLimit } = {}) {
   writeFileSync(adminKc, kubeconfig(server, dir, 'admin'));
   writeFileSync(agentKc, kubeconfig(server, dir, 'agent'));
   const tls = new Agent({
-    connect: { ca: readFileSync(join(dir, 'ca.crt')), cert: readFileSync(join(dir, 'admin.crt')), key: readFileSync(join(dir, 'admin.key')) },
+    connect: {
+      ca: readFileSync(join(dir, 'ca.crt')),
+      cert: readFileSync(join(dir, 'admin.crt')),
+      key: readFileSync(join(dir, 'admin.key')),
+    },
   });
   const ready = async (ms = 180_000) => {
     const end = Date.now() + ms;

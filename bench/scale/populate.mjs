@@ -27,7 +27,11 @@ const swallow409 = (p) => p.catch((e) => (e.code === 409 ? undefined : Promise.r
 /** The agents' RBAC: what the DaemonSet's ClusterRole grants (charts/imdsgate), for an ordinary user. */
 export async function grantAgent(k, user) {
   const rules = [
-    { apiGroups: [''], resources: ['pods', 'namespaces', 'serviceaccounts'], verbs: ['get', 'list', 'watch'] },
+    {
+      apiGroups: [''],
+      resources: ['pods', 'namespaces', 'serviceaccounts'],
+      verbs: ['get', 'list', 'watch'],
+    },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ];
   await swallow409(
@@ -69,7 +73,11 @@ export async function serviceAccounts(k, from, to, nsCount, width = 48) {
   await pmap(to - from, width, (j) => {
     const i = from + j;
     const annotations = {
-      'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({ kind: 'ServiceAccount', name: `sa-${i}`, pad: 'x'.repeat(200) }),
+      'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({
+        kind: 'ServiceAccount',
+        name: `sa-${i}`,
+        pad: 'x'.repeat(200),
+      }),
       ...(i % 10 === 0 ? { 'eks.amazonaws.com/role-arn': ROLE(i) } : {}),
     };
     return swallow409(
@@ -107,7 +115,11 @@ export async function podsElsewhere(k, from, to, nodes, width = 48) {
 
 function podBody(name, node, i) {
   return {
-    metadata: { name, labels: { app: `a${i % 100}`, 'pod-template-hash': 'abcdef1234' }, annotations: { 'example.com/owner': 'team-a' } },
+    metadata: {
+      name,
+      labels: { app: `a${i % 100}`, 'pod-template-hash': 'abcdef1234' },
+      annotations: { 'example.com/owner': 'team-a' },
+    },
     spec: {
       nodeName: node,
       serviceAccountName: 'default',
@@ -126,6 +138,8 @@ function podBody(name, node, i) {
 /** The "default" service account of bench-ns-0 (pods name it; admission refuses pods without it). */
 export async function defaultServiceAccount(k) {
   await swallow409(
-    k.request('POST', `/api/v1/namespaces/${nsName(0)}/serviceaccounts`, { body: { metadata: { name: 'default' } } }),
+    k.request('POST', `/api/v1/namespaces/${nsName(0)}/serviceaccounts`, {
+      body: { metadata: { name: 'default' } },
+    }),
   );
 }

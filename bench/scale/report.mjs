@@ -6,7 +6,8 @@ export function report(o) {
   const g = (step, design) => o.growth.find((x) => x.step === step && x.design === design) ?? {};
   const saStep = steps.at(-1);
   const nsStep = steps.at(-2);
-  const per10k = (d) => (((g(saStep, d).rssSettledMb - g(nsStep, d).rssSettledMb) * 10_000) / o.size.sa).toFixed(1);
+  const per10k = (d) =>
+    (((g(saStep, d).rssSettledMb - g(nsStep, d).rssSettledMb) * 10_000) / o.size.sa).toFixed(1);
   const f = o.fleet;
   const row = (label, key, fmt = (x) => x) =>
     `| ${label} | ${fmt(f.previous?.[key])} | ${fmt(f.new?.[key])} | ${ratio(f.previous?.[key], f.new?.[key])} |`;
@@ -34,7 +35,7 @@ export function report(o) {
     '',
     `## ${f.new?.agents ?? '?'} simulated agents against one API server`,
     '',
-    'Each simulated agent is the agent\'s own kube client, pod watcher and namespace/service-account views',
+    "Each simulated agent is the agent's own kube client, pod watcher and namespace/service-account views",
     '(bench/scale/sim.mjs) with its own connections, on its own node name, as an ordinary RBAC user (not exempt',
     'from API Priority and Fairness). "Restart": SIGTERM to the API server and a new one started at once;',
     "the resync time runs from the new process's start (it needs a few seconds to be ready) until every agent",

@@ -5,7 +5,7 @@
 // from the test environment's pinned binaries (cluster.mjs), removed at the end. Sizes (env):
 //   BENCH_NS=1000 BENCH_SA=10000 BENCH_PODS=20000 BENCH_NODES=200 BENCH_AGENTS=100 BENCH_OWN_PODS=30
 // Writes bench/scale/RESULTS.md (BENCH_OUT) and prints the raw JSON.
-/* global fetch, setTimeout */
+/* global URL, setTimeout */
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, homedir, loadavg, tmpdir } from 'node:os';
@@ -33,7 +33,8 @@ const log = (s) => process.stderr.write(`[scale ${new Date().toISOString().slice
 async function main() {
   const work = join(tmpdir(), `imdsgate-bench-scale-${process.pid}`);
   const base =
-    process.env.BENCH_BASE_REF ?? execFileSync('git', ['merge-base', 'HEAD', 'main'], { cwd: ROOT }).toString().trim();
+    process.env.BENCH_BASE_REF ??
+    execFileSync('git', ['merge-base', 'HEAD', 'main'], { cwd: ROOT }).toString().trim();
   const designs = { previous: join(work, 'previous'), new: join(work, 'new') };
   build(designs.previous, base);
   build(designs.new);
@@ -92,11 +93,18 @@ async function main() {
 async function auxiliaries(work) {
   const cache = process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/imdsgate-testenv');
   const aemmBin = join(cache, 'bin/ec2-metadata-mock');
-  const motoBin = [join(cache, 'venv/bin/moto_server'), ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'moto_server'))].find(existsSync);
+  const motoBin = [
+    join(cache, 'venv/bin/moto_server'),
+    ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'moto_server')),
+  ].find(existsSync);
   const [aemmPort, motoPort] = [await freePort(), await freePort()];
   const start = (cmd, args, e) => children.push(spawn(cmd, args, { env: e, stdio: 'ignore' }));
   start(motoBin, ['-H', '127.0.0.1', '-p', String(motoPort)], { PATH: process.env.PATH });
-  start(aemmBin, ['-n', '127.0.0.1', '-p', String(aemmPort)], { HOME: work, GOMAXPROCS: '1', PATH: process.env.PATH });
+  start(aemmBin, ['-n', '127.0.0.1', '-p', String(aemmPort)], {
+    HOME: work,
+    GOMAXPROCS: '1',
+    PATH: process.env.PATH,
+  });
   await waitFor(`http://127.0.0.1:${aemmPort}/latest/meta-data/instance-id`);
   await waitFor(`http://127.0.0.1:${motoPort}/moto-api/`);
   return { aemm: `http://127.0.0.1:${aemmPort}`, sts: `http://127.0.0.1:${motoPort}` };
@@ -109,9 +117,19 @@ async function measureAgent(dir, kubeconfig, aux) {
   const t0 = Date.now();
   const agent = spawn(
     process.execPath,
-    [...shippedNodeFlags(main), main, 'serve', `--listen=127.0.0.1:${port}`, `--metrics-listen=127.0.0.1:${mport}`,
-      `--upstream=${aux.aemm}`, `--kubeconfig=${kubeconfig}`, '--node-name=bench-node-0', `--sts-endpoint=${aux.sts}`,
-      '--region=us-east-1', '--log-level=warn'],
+    [
+      ...shippedNodeFlags(main),
+      main,
+      'serve',
+      `--listen=127.0.0.1:${port}`,
+      `--metrics-listen=127.0.0.1:${mport}`,
+      `--upstream=${aux.aemm}`,
+      `--kubeconfig=${kubeconfig}`,
+      '--node-name=bench-node-0',
+      `--sts-endpoint=${aux.sts}`,
+      '--region=us-east-1',
+      '--log-level=warn',
+    ],
     { env: { ...process.env, IMDSGATE_MANAGE_RULES: 'false' }, stdio: 'ignore' },
   );
   children.push(agent);
@@ -134,7 +152,9 @@ async function measureFleet(dist, cluster) {
   await cluster.ready();
   await sleep(5000);
   const before = cluster.stat();
-  const sim = fork(join(ROOT, 'bench/scale/sim.mjs'), [dist, cluster.agentKc, String(N)], { stdio: 'ignore' });
+  const sim = fork(join(ROOT, 'bench/scale/sim.mjs'), [dist, cluster.agentKc, String(N)], {
+    stdio: 'ignore',
+  });
   children.push(sim);
   const messages = [];
   sim.on('message', (m) => messages.push(m));

@@ -3,6 +3,7 @@
 // with its own connection pool, for node bench-node-<i>. Nothing else of the agent runs (no front door,
 // no STS): this is what one node costs the API server.
 //   fork(sim.mjs, [distDir, kubeconfig, N])   messages in: {cmd:'mark'|'stop'}; out: {synced}, {report}
+/* global setInterval, clearInterval */
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
@@ -75,7 +76,9 @@ process.on('message', async (m) => {
     tooMany = errors = 0;
     relisted.clear();
   } else if (m.cmd === 'report') {
-    process.send({ report: { perSecond: perSecond.map((x) => x ?? 0), tooMany, errors, relisted: relisted.size } });
+    process.send({
+      report: { perSecond: perSecond.map((x) => x ?? 0), tooMany, errors, relisted: relisted.size },
+    });
   } else if (m.cmd === 'stop') {
     clearInterval(timer);
     for (const a of agents) {

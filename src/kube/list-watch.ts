@@ -12,7 +12,12 @@
 //    on a large cluster (each one reads etcd, and a fieldSelector list of pods reads every pod).
 //  - later relists: the last version this loop saw ("not older than"), still served from the cache, so
 //    the view never goes back in time behind what it already applied;
-//  - after 410 Gone / "too old" on such a list: "" (most recent, consistent), as the reflector does.
+//  - after 410 Gone / "too old" on such a list: "" (most recent, consistent), as the reflector does;
+//  - views that grow with the cluster (namespaces, service accounts; `paginate`): always "" in pages of
+//    500. The watch cache ignores `limit` for "0" and would answer 50,000 service accounts in one piece;
+//    a consistent list is paginated and, from Kubernetes 1.31 (ConsistentListFromCache), also served from
+//    the watch cache (https://kubernetes.io/docs/reference/using-api/api-concepts/#semantics-for-get-and-list);
+//    on older servers it reads etcd a page at a time, at start-up and after errors only.
 // The cost of "0" is staleness: a lagging API server's cache may answer with an older state than etcd's.
 // That is the same lag a watch event already has on its way to us, the watch that follows replays every
 // change after the list's version, and what the pod view cannot tolerate — not hearing from the API
@@ -30,6 +35,14 @@ export interface ListWatchOptions<T> {
   readonly fieldSelector?: string;
   /** Accept header for list and watch (a PartialObjectMetadata media type for metadata-only views). */
   readonly accept?: { readonly list: string; readonly watch: string };
+  /**
+   * Consistent lists ("") in pages instead of resourceVersion=0: for collections that grow with the
+   * cluster (namespaces, service accounts), where a "0" list, which the watch cache answers in one piece
+   * whatever the limit, would spike the agent's memory (and the API server's) by the whole collection.
+   */
+  readonly paginate?: boolean;
+  /** Per item, as each page arrives: the form the view keeps, or undefined to drop it. */
+  readonly keep?: (item: T) => T | undefined;
   /** A full list replaced the view. */
   readonly onList: (items: readonly T[]) => void;
   readonly onEvent: (type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T) => void;
@@ -83,7 +96,7 @@ export function startListWatch<T extends Meta>(o: ListWatchOptions<T>): ListWatc
   // "" after a 410 (consistent read), "0" before anything was seen, else the last version applied.
   let lastSeen = '';
   let lastUnavailable = false;
-  const listVersion = () => (lastUnavailable ? '' : lastSeen === '' ? '0' : lastSeen);
+  const listVersion = () => (o.paginate === true || lastUnavailable ? '' : lastSeen === '' ? '0' : lastSeen);
 
   async function watchOnce(rv: string): Promise<WatchEnd> {
     const ctl = new AbortController();
@@ -140,7 +153,11 @@ export function startListWatch<T extends Meta>(o: ListWatchOptions<T>): ListWatc
       listed = await o.client.list<T>(
         o.path,
         { resourceVersion: rv, ...(o.fieldSelector !== undefined ? { fieldSelector: o.fieldSelector } : {}) },
-        { signal, ...(o.accept !== undefined ? { accept: o.accept.list } : {}) },
+        {
+          signal,
+          ...(o.accept !== undefined ? { accept: o.accept.list } : {}),
+          ...(o.keep !== undefined ? { keep: o.keep as (item: unknown) => unknown } : {}),
+        },
       );
     } catch (err) {
       // "Too large/old resource version" from a cache behind (or compacted past) our version: read fresh.

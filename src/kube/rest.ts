@@ -44,6 +44,8 @@ export interface RequestOptions {
 export interface ListOptions {
   readonly signal?: AbortSignal;
   readonly accept?: string;
+  /** Applied to each item as its page arrives (undefined drops it), so only the kept form accumulates. */
+  readonly keep?: (item: unknown) => unknown;
 }
 
 export interface WatchOptions {
@@ -171,7 +173,10 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
           ...(l.signal !== undefined ? { signal: l.signal } : {}),
           ...(l.accept !== undefined ? { accept: l.accept } : {}),
         });
-        for (const item of page?.items ?? []) items.push(item);
+        for (const item of page?.items ?? []) {
+          const kept = l.keep === undefined ? item : (l.keep(item) as T | undefined);
+          if (kept !== undefined) items.push(kept);
+        }
         resourceVersion = page?.metadata?.resourceVersion ?? resourceVersion;
         cont = page?.metadata?.continue || undefined;
       } while (cont !== undefined);

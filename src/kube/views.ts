@@ -23,8 +23,6 @@ export interface ViewOptions {
   readonly clock: Clock;
   /** Not ready after this long without a list, event or bookmark; 0 = never. */
   readonly maxStalenessSeconds?: number;
-  /** Full objects instead of PartialObjectMetadata (the previous design, kept for bench/scale). */
-  readonly fullObjects?: boolean;
 }
 
 export interface Annotated {
@@ -71,6 +69,20 @@ function startView(
     const [a = '', b] = kind === 'namespaces' ? [key] : key.split('/');
     for (const l of listeners) l(a, b);
   };
+  // Strip on ingest, page by page: what the view keeps of an object, or nothing for a service account
+  // without an annotation we read (most of them).
+  const strip = (o: Obj): Obj | undefined => {
+    const annotations = keptAnnotations(o.metadata?.annotations);
+    if (kind === 'serviceaccounts' && Object.keys(annotations).length === 0) return undefined;
+    const { name, namespace } = o.metadata ?? {};
+    return {
+      metadata: {
+        ...(name !== undefined && { name }),
+        ...(namespace !== undefined && { namespace }),
+        annotations,
+      },
+    };
+  };
   const put = (o: Obj): void => {
     const key = keyOf(o);
     const ann = keptAnnotations(o.metadata?.annotations);
@@ -88,7 +100,9 @@ function startView(
     client,
     path: `/api/v1/${kind}`,
     logger,
-    ...(vo.fullObjects === true ? {} : { accept: METADATA_ONLY }),
+    accept: METADATA_ONLY,
+    paginate: true,
+    keep: strip,
     onSync: () => (lastSync = vo.clock()),
     onList: (items) => {
       const seen = new Set(items.map(keyOf));

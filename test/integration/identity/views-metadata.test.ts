@@ -36,9 +36,9 @@ function spy() {
     ...real,
     list: async (p, q, o) => {
       accepts.push(o?.accept ?? 'application/json');
-      const r = await real.list<Raw>(p, q, o);
-      received.push(...r.items);
-      return r as never;
+      // Records each item as it arrives, before the view's own keep() strips it.
+      const keep = (item: unknown) => (received.push(item as Raw), o?.keep ? o.keep(item) : item);
+      return real.list(p, q, { ...o, keep }) as never;
     },
     watch: (p, q, onEvent, o) => {
       accepts.push(o?.accept ?? 'application/json');

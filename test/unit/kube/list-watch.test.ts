@@ -253,4 +253,22 @@ describe('startListWatch', () => {
     h.stop();
     expect(calls).toEqual(['list@0', 'watch@10', 'list@10', 'list@', 'watch@30']);
   });
+
+  it('paginate: views that grow with the cluster always list consistently (""), in pages', async () => {
+    const fail: WatchStep = () => Promise.reject(new Error('reset'));
+    const { client, calls } = scripted([listed('10'), listed('20')], [fail]);
+    const h = startListWatch<Obj>({
+      client,
+      path: '/api/v1/serviceaccounts',
+      paginate: true,
+      logger: createLogger('error', { write: () => undefined }),
+      backoff: { initialMs: 5, maxMs: 5 },
+      random: () => 0,
+      onList: () => undefined,
+      onEvent: () => undefined,
+    });
+    await until(() => calls.length >= 3);
+    h.stop();
+    expect(calls.slice(0, 3)).toEqual(['list@', 'watch@10', 'list@']);
+  });
 });
