@@ -8,19 +8,29 @@
 // own /metrics). BENCH_CONNECTIONS (50, as the issue's comparison), BENCH_LOG_LEVEL (info), BENCH_NODE_FLAGS
 // as in run.mjs. Needs `npm run testenv:up`. Everything it creates in the API server carries a unique name
 // and is deleted on exit (namespace finalised by hand: the test environment runs no namespace controller).
-/* global fetch, setTimeout, setInterval, clearInterval */
+/* global fetch, setTimeout */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
 import { startCluster } from '../scale/cluster.mjs';
-import { build, cpuSeconds, freePort, rssMb, shippedNodeFlags, waitFor } from './proc.mjs';
+import { cluster } from './kube-cluster.mjs';
+import { report } from './kube-report.mjs';
+import {
+  agentStats,
+  build,
+  cpuSeconds,
+  freePort,
+  rssMb,
+  sched,
+  shippedNodeFlags,
+  waitFor,
+  wchanSampler,
+} from './proc.mjs';
 
 const [mode = 'rounds', a1, a2] = process.argv.slice(2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const ROLE_ARN = 'arn:aws:iam::123456789012:role/bench-role';
 const CREDS = '/latest/meta-data/iam/security-credentials/bench-role';
 const children = [];
 const cleanups = [];
@@ -37,72 +47,6 @@ const start = (cmd, args, env, out = 'ignore') => {
   children.push(c);
   return c;
 };
-
-/** The agent's own gauges/counters: V8 heap used (MB) and GC seconds so far. */
-async function agentStats(metricsUrl) {
-  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
-  const sum = (re) => [...text.matchAll(re)].reduce((s, m) => s + Number(m[1]), 0);
-  return {
-    heapMb: sum(/^nodejs_heap_size_used_bytes (\S+)$/gm) / 2 ** 20,
-    gcSeconds: sum(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm),
-  };
-}
-
-/** Sets up the API objects the agent will see: node, namespace, annotated SA, a running pod on 127.0.0.1. */
-async function cluster(work, kubeconfig) {
-  const { fromKubeconfigFile } = await import(join(work, 'dist/kube/kubeconfig.js'));
-  const { createKubeClient } = await import(join(work, 'dist/kube/rest.js'));
-  const k = createKubeClient(fromKubeconfigFile(kubeconfig), { rateLimit: { qps: 0, burst: 0 } });
-  const id = randomBytes(3).toString('hex');
-  const [node, ns] = [`bench-fd-node-${id}`, `bench-fd-${id}`];
-  cleanups.push(() => k.close());
-  const post = (path, body) => k.request('POST', path, { body });
-  // BENCH_CHURN=n: n namespaces a second created (with an annotated service account) and deleted
-  // while the load runs, as the shared test environment's other users do (and, with no namespace
-  // controller there, each deleted namespace stays Terminating). Only with BENCH_CLUSTER=private.
-  const churn = Number(process.env.BENCH_CHURN ?? 0);
-  if (churn > 0 && process.env.BENCH_CLUSTER === 'private') {
-    let i = 0;
-    const timer = setInterval(() => {
-      const n = `churn-${id}-${i++}`;
-      void post('/api/v1/namespaces', {
-        metadata: { name: n, annotations: { 'iam.amazonaws.com/permitted': '.*' } },
-      })
-        .then(() =>
-          post(`/api/v1/namespaces/${n}/serviceaccounts`, {
-            metadata: { name: 'app', annotations: { 'eks.amazonaws.com/role-arn': ROLE_ARN } },
-          }),
-        )
-        .then(() => k.request('DELETE', `/api/v1/namespaces/${n}`))
-        .catch(() => undefined);
-    }, 1000 / churn);
-    cleanups.push(() => clearInterval(timer));
-  }
-  await post('/api/v1/nodes', { metadata: { name: node } });
-  cleanups.push(() => k.request('DELETE', `/api/v1/nodes/${node}`));
-  await post('/api/v1/namespaces', { metadata: { name: ns } });
-  cleanups.push(async () => {
-    await k.request('DELETE', `/api/v1/namespaces/${ns}/pods/bench-0`, { query: { gracePeriodSeconds: 0 } });
-    await k.request('DELETE', `/api/v1/namespaces/${ns}/serviceaccounts/bench`);
-    await k.request('DELETE', `/api/v1/namespaces/${ns}`);
-    await k.request('PUT', `/api/v1/namespaces/${ns}/finalize`, {
-      body: { metadata: { name: ns }, spec: { finalizers: [] } },
-    });
-  });
-  const sa = { metadata: { name: 'bench', annotations: { 'eks.amazonaws.com/role-arn': ROLE_ARN } } };
-  await post(`/api/v1/namespaces/${ns}/serviceaccounts`, sa);
-  const pod = await post(`/api/v1/namespaces/${ns}/pods`, {
-    metadata: { name: 'bench-0' },
-    spec: {
-      nodeName: node,
-      serviceAccountName: 'bench',
-      containers: [{ name: 'c', image: 'example.invalid/c:1' }],
-    },
-  });
-  pod.status = { phase: 'Running', podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }] };
-  await k.request('PUT', `/api/v1/namespaces/${ns}/pods/bench-0/status`, { body: pod });
-  return { node, ns };
-}
 
 async function main() {
   const cache = process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/imdsgate-testenv');
@@ -131,7 +75,7 @@ async function main() {
     process.env.BENCH_NODE_FLAGS === undefined
       ? shippedNodeFlags(join(work, 'dist/main.js'))
       : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
-  const { node } = await cluster(work, kubeconfig);
+  const { node } = await cluster(work, kubeconfig, cleanups);
   const [aemmPort, motoPort, port, mport] = [
     await freePort(),
     await freePort(),
@@ -193,6 +137,9 @@ async function main() {
   await snapshot();
   const out = {
     mode,
+    ref: process.env.BENCH_REF,
+    cluster: process.env.BENCH_CLUSTER === 'private' ? 'a private' : "the shared test environment's",
+    stdout: process.env.BENCH_STDOUT === 'pipe' ? 'a pipe the driver drains' : '/dev/null',
     connections: CONNECTIONS,
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`,
     loadavg: loadavg().map((x) => +x.toFixed(2)),
@@ -202,28 +149,10 @@ async function main() {
     samples,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
+  if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report(out));
 }
 
 const load = (url, seconds) => autocannon({ url, connections: CONNECTIONS, duration: seconds });
-
-/** ns the agent's main thread has run and waited on a run queue (runnable, no core free): schedstat. */
-const sched = (pid) => readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ').map(Number);
-
-/** Samples what the main thread is blocked in (wchan) every 20 ms: epoll = idle, futex = a sleep/lock. */
-function wchanSampler(pid) {
-  const seen = {};
-  const t = setInterval(() => {
-    let w = 'gone';
-    try {
-      w = readFileSync(`/proc/${pid}/task/${pid}/wchan`, 'utf8') || 'running';
-    } catch {
-      /* exited */
-    }
-    w = w === '0' ? 'running' : w.replace(/_.*$/, '');
-    seen[w] = (seen[w] ?? 0) + 1;
-  }, 20);
-  return () => (clearInterval(t), seen);
-}
 
 /** Runs `fn` (which returns an autocannon result or a request count) and measures the agent around it. */
 async function sampled(agent, metricsUrl, fn) {

@@ -35,6 +35,8 @@ export function report(o) {
     '',
     `## ${f.new?.agents ?? '?'} simulated agents against one API server`,
     '',
+    `Cluster at this point: ${o.size.ns} namespaces and ${o.size.pods} pods on other nodes (the service accounts`,
+    'are added after the fleet runs; see run.mjs for why).',
     "Each simulated agent is the agent's own kube client, pod watcher and namespace/service-account views",
     '(bench/scale/sim.mjs) with its own connections, on its own node name, as an ordinary RBAC user (not exempt',
     'from API Priority and Fairness). "Restart": SIGTERM to the API server and a new one started at once;',
