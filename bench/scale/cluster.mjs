@@ -177,11 +177,11 @@ export async function startCluster(root, { apfLimit } = {}) {
     throw new Error('private kube-apiserver not ready');
   };
   await ready();
-  const stopApi = async () => {
+  const stopApi = async (signal = 'SIGTERM') => {
     const p = api;
     if (p.exitCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
+    p.kill(signal);
     await exited;
   };
   return {
@@ -192,9 +192,10 @@ export async function startCluster(root, { apfLimit } = {}) {
     stat: () => procStat(api.pid),
     etcdStat: () => procStat(etcd.pid),
     /** Stops the API server and starts it again at once (clients see a connection drop). */
-    async restart() {
+    /** signal SIGKILL: a crash (the API server's graceful stop waits up to 60 s for its watches). */
+    async restart(signal) {
       const t = Date.now();
-      await stopApi();
+      await stopApi(signal);
       const stopMs = Date.now() - t;
       startApi();
       return { stopMs, startedAt: Date.now() };

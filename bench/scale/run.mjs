@@ -49,7 +49,9 @@ async function main() {
     await pop.podsOnNode(k, 'bench-node-0', SIZE.ownPods, '169.254');
     const aux = await auxiliaries(work);
     const growth = [];
+    const only = process.env.BENCH_ONLY;
     const measureAll = async (step) => {
+      if (only === 'fleet') return;
       for (const [design, dir] of Object.entries(designs)) {
         growth.push({ step, design, ...(await measureAgent(dir, cluster.agentKc, aux)) });
         log(`${step} ${design}: ${JSON.stringify(growth.at(-1))}`);
@@ -180,9 +182,11 @@ async function measureFleet(dist, cluster) {
   sim.send({ cmd: 'mark' });
   await sleep(300);
   messages.length = 0;
-  const { stopMs, startedAt } = await cluster.restart();
+  const t0 = Date.now();
+  const { stopMs, startedAt } = await cluster.restart('SIGKILL');
   const back = await next((m) => m.relisted >= 3 * N, 180_000);
   const resyncMs = back === undefined ? undefined : Date.now() - startedAt;
+  const resyncFromKillMs = back === undefined ? undefined : Date.now() - t0;
   const cpuResync = cluster.stat().cpuSeconds; // the new process: its own start-up plus the resync
   sim.send({ cmd: 'report' });
   const rep = (await next((m) => m.report !== undefined, 10_000))?.report ?? {};
@@ -199,6 +203,7 @@ async function measureFleet(dist, cluster) {
     apiRssPerAgentKb: Math.round(((settled.rssMb - before.rssMb) * 1024) / N),
     apiStopMs: stopMs,
     resyncMs,
+    resyncFromKillMs,
     apiCpuResyncS: +cpuResync.toFixed(2),
     peakRequestsPerSecond: Math.max(0, ...(rep.perSecond ?? [])),
     resyncRequests: (rep.perSecond ?? []).reduce((s, x) => s + x, 0),

@@ -45,8 +45,10 @@ function counted(client, id) {
     request: (...a) => (count(), client.request(...a).catch(note)),
     list: async (path, ...rest) => {
       count();
+      const started = Date.now();
       const r = await client.list(path, ...rest).catch(note);
-      relisted.add(`${id}|${path}`);
+      // Only a list that started after the mark proves a resync against the new API server.
+      if (started >= mark) relisted.add(`${id}|${path}`);
       return r;
     },
     watch: (...a) => (count(), client.watch(...a).catch(note)),
