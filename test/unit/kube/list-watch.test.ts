@@ -131,8 +131,8 @@ describe('startListWatch', () => {
     const { h, restarts, logs } = start(client);
     await until(() => calls.length === 4);
     h.stop();
-    // A relist after an error asks for "not older than" what was already applied.
-    expect(calls).toEqual(['list@0', 'watch@10', 'list@10', 'watch@20']);
+    // A relist after an error is served from the watch cache again (never etcd).
+    expect(calls).toEqual(['list@0', 'watch@10', 'list@0', 'watch@20']);
     expect(restarts).toEqual(['error']);
     expect(logs.join()).toContain('list/watch failed');
   });
@@ -227,7 +227,7 @@ describe('startListWatch', () => {
     h.stop();
     expect(JSON.parse(logs[0] ?? '{}')).toMatchObject({ retryInMs: 300 });
     expect(waited).toBeGreaterThanOrEqual(290);
-    expect(calls.slice(0, 3)).toEqual(['list@0', 'watch@10', 'list@10']);
+    expect(calls.slice(0, 3)).toEqual(['list@0', 'watch@10', 'list@0']);
   });
 
   it('honours Retry-After on a list (429 from API Priority and Fairness)', async () => {
@@ -242,7 +242,21 @@ describe('startListWatch', () => {
     expect(calls).toEqual(['list@0', 'list@0', 'watch@3']);
   });
 
-  it('a relist whose version the cache no longer has (410) falls back to a consistent read', async () => {
+  it('429s with Retry-After do not escalate the backoff; other failures do', async () => {
+    const tooMany = () => Promise.reject(new KubeApiError(429, 'too many', 'TooManyRequests', 20));
+    const { client } = scripted(
+      [tooMany, tooMany, tooMany, () => Promise.reject(new Error('refused')), listed('3')],
+      [],
+    );
+    const { h, logs } = start(client);
+    await until(() => logs.length >= 4);
+    h.stop();
+    const got = logs.map((l) => JSON.parse(l) as { retryInMs: number; failures: number });
+    expect(got.map((g) => g.retryInMs)).toEqual([20, 20, 20, 10]);
+    expect(got.map((g) => g.failures)).toEqual([0, 0, 0, 1]);
+  });
+
+  it('a relist answered 410 falls back to a consistent read', async () => {
     const fail: WatchStep = () => Promise.reject(new Error('reset'));
     const { client, calls } = scripted(
       [listed('10'), () => Promise.reject(new KubeApiError(410, 'too old')), listed('30')],
@@ -251,7 +265,7 @@ describe('startListWatch', () => {
     const { h } = start(client);
     await until(() => calls.length === 5);
     h.stop();
-    expect(calls).toEqual(['list@0', 'watch@10', 'list@10', 'list@', 'watch@30']);
+    expect(calls).toEqual(['list@0', 'watch@10', 'list@0', 'list@', 'watch@30']);
   });
 
   it('paginate: views that grow with the cluster always list consistently (""), in pages', async () => {
