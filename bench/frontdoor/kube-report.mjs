@@ -10,7 +10,7 @@ export function report(o) {
   const unit = o.mode === 'soak' ? 'minute' : 'round';
   const first = s[0] ?? {};
   const last = s.at(-1) ?? {};
-  const pct = (a, b) => `${((a / b - 1) * 100).toFixed(1)} %`;
+  const pct = (a, b) => `${a >= b ? '+' : ''}${((a / b - 1) * 100).toFixed(1)} %`;
   const rows = s.map(
     (x, i) =>
       `| ${unit} ${i + 1} | ${x.rps} | ${x.cpuUs} | ${x.cpuShare} | ${x.runqShare} | ${x.gcShare} | ${x.heapMb} | ${x.rssMb} |`,

@@ -34,6 +34,7 @@ export function report(o) {
     '',
     `Memory per 10k service accounts (settled RSS, last step minus the one before, scaled): previous ${per10k('previous')} MB, new ${per10k('new')} MB.`,
     '',
+    ...(f.new === undefined ? ['(fleet skipped: BENCH_ONLY=growth)', ''] : []),
     `## ${f.new?.agents ?? '?'} simulated agents against one API server`,
     '',
     `Cluster at this point: ${o.size.ns} namespaces and ${o.size.pods} pods on other nodes (the service accounts`,

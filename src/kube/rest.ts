@@ -39,6 +39,8 @@ export interface RequestOptions {
   readonly signal?: AbortSignal;
   /** Accept header (default application/json), e.g. a PartialObjectMetadata media type. */
   readonly accept?: string;
+  /** false: not counted by the token bucket (the later pages of one list, which took its token). */
+  readonly throttle?: boolean;
 }
 
 export interface ListOptions {
@@ -101,7 +103,7 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
     const body = r.body === undefined ? undefined : JSON.stringify(r.body);
     const fail = (err: unknown) => Promise.reject(netError(method, path, err, r.signal));
     const attempt = async () => {
-      await bucket.take(r.signal);
+      if (r.throttle !== false) await bucket.take(r.signal);
       return undiciRequest(pool, {
         method: method as 'GET',
         path: target(path, r.query),
@@ -172,6 +174,9 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
           },
           ...(l.signal !== undefined ? { signal: l.signal } : {}),
           ...(l.accept !== undefined ? { accept: l.accept } : {}),
+          // One list, one token: 50,000 service accounts are 100 pages, which at 5 per second would
+          // outlast the list's deadline.
+          ...(cont !== undefined ? { throttle: false } : {}),
         });
         for (const item of page?.items ?? []) {
           const kept = l.keep === undefined ? item : (l.keep(item) as T | undefined);

@@ -388,4 +388,21 @@ describe('deadlines, Retry-After, rate limit, media type', () => {
     );
     expect(r.items).toEqual([{ k: 10 }, { k: 30 }]);
   });
+
+  it('one list takes one token, however many pages it has', async () => {
+    const c = await serve(
+      (req, res) => {
+        const page = Number(new URL(req.url ?? '', 'http://x').searchParams.get('continue') ?? 0);
+        const more = page < 4;
+        res.end(
+          JSON.stringify({ metadata: { ...(more ? { continue: String(page + 1) } : {}) }, items: [{}] }),
+        );
+      },
+      { rateLimit: { qps: 1, burst: 1 } },
+    );
+    const t0 = Date.now();
+    const r = await c.list('/api/v1/serviceaccounts');
+    expect(r.items).toHaveLength(5);
+    expect(Date.now() - t0).toBeLessThan(900);
+  });
 });
