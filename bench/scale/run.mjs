@@ -117,8 +117,23 @@ async function auxiliaries(work) {
   return { aemm: `http://127.0.0.1:${aemmPort}`, sts: `http://127.0.0.1:${motoPort}` };
 }
 
-/** The built agent (its shipped node flags) on bench-node-0: time to Ready, RSS at Ready and 10 s later. */
+/**
+ * The built agent (its shipped node flags) on bench-node-0: time to Ready, RSS at Ready and 10 s later.
+ * An agent that exits before Ready (a port freePort() handed out was taken meanwhile by another session
+ * on this shared machine) is started again on new ports, up to three times, its stderr kept for the error.
+ */
 async function measureAgent(dir, kubeconfig, aux) {
+  let last = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await startAgentOnce(dir, kubeconfig, aux);
+    if (r.exited === undefined) return r;
+    last = r.exited;
+    log(`agent exited before Ready (attempt ${attempt + 1}): ${last.slice(-300)}`);
+  }
+  throw new Error(`agent never became ready: ${last.slice(-500)}`);
+}
+
+async function startAgentOnce(dir, kubeconfig, aux) {
   const main = join(dir, 'dist/main.js');
   const [port, mport] = [await freePort(), await freePort()];
   const t0 = Date.now();
@@ -137,18 +152,22 @@ async function measureAgent(dir, kubeconfig, aux) {
       '--region=us-east-1',
       '--log-level=warn',
     ],
-    { env: { ...process.env, IMDSGATE_MANAGE_RULES: 'false' }, stdio: 'ignore' },
+    { env: { ...process.env, IMDSGATE_MANAGE_RULES: 'false' }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   children.push(agent);
+  let stderr = '';
+  agent.stderr.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
+  const exited = new Promise((r) => agent.once('exit', () => r('exit')));
   try {
-    await waitFor(`http://127.0.0.1:${mport}/readyz`, 120_000);
+    const first = await Promise.race([waitFor(`http://127.0.0.1:${mport}/readyz`, 120_000), exited]);
+    if (first === 'exit') return { exited: stderr || `exit code ${agent.exitCode}` };
     const readyMs = Date.now() - t0;
     const rssReady = rssMb(agent.pid);
     await sleep(10_000);
     return { readyMs, rssReadyMb: +rssReady.toFixed(1), rssSettledMb: +rssMb(agent.pid).toFixed(1) };
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
+    if (agent.exitCode === null) agent.kill('SIGTERM');
+    await exited;
   }
 }
 
