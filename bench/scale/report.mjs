@@ -6,8 +6,8 @@ export function report(o) {
   const g = (step, design) => o.growth.find((x) => x.step === step && x.design === design) ?? {};
   const saStep = steps.at(-1);
   const nsStep = steps.at(-2);
-  const per10k = (d) =>
-    (((g(saStep, d).rssSettledMb - g(nsStep, d).rssSettledMb) * 10_000) / o.size.sa).toFixed(1);
+  const per10k = (d, k = 'rssSettledMb') =>
+    (((g(saStep, d)[k] - g(nsStep, d)[k]) * 10_000) / o.size.sa).toFixed(1);
   const f = o.fleet;
   const row = (label, key, fmt = (x) => x) =>
     `| ${label} | ${fmt(f.previous?.[key])} | ${fmt(f.new?.[key])} | ${ratio(f.previous?.[key], f.new?.[key])} |`;
@@ -32,7 +32,8 @@ export function report(o) {
         `| ${s} | ${g(s, 'previous').readyMs} | ${g(s, 'previous').rssReadyMb} / ${g(s, 'previous').rssSettledMb} | ${g(s, 'new').readyMs} | ${g(s, 'new').rssReadyMb} / ${g(s, 'new').rssSettledMb} |`,
     ),
     '',
-    `Memory per 10k service accounts (settled RSS, last step minus the one before, scaled): previous ${per10k('previous')} MB, new ${per10k('new')} MB.`,
+    `Memory per 10k service accounts (last step minus the one before, scaled): at Ready previous ${per10k('previous', 'rssReadyMb')} MB,`,
+    `new ${per10k('new', 'rssReadyMb')} MB; 10 s later previous ${per10k('previous')} MB, new ${per10k('new')} MB (V8 had returned the list's garbage).`,
     '',
     ...(f.new === undefined ? ['(fleet skipped: BENCH_ONLY=growth)', ''] : []),
     `## ${f.new?.agents ?? '?'} simulated agents against one API server`,
