@@ -170,9 +170,10 @@ export const OPTIONS = {
     kind: 'string',
     default: '180',
     help:
-      'Kubernetes mode: fail closed (credential and iam paths 503, /readyz not ready) once the pod view has ' +
-      'heard nothing from the API server (list, event or the bookmark it sends every minute) for this long, ' +
-      'since an IP may meanwhile belong to a pod the view has not seen; 0 = never',
+      'Kubernetes mode: fail closed (credential and iam paths 503, /readyz not ready) once the pod, namespace ' +
+      'or service-account view has heard nothing from the API server (list, event or the bookmark it sends ' +
+      'every minute) for this long, since an IP may meanwhile belong to a pod the view has not seen, or an ' +
+      'annotation may have changed; 0 = never',
     schema: int(0, 86_400),
   },
   stsEndpoint: {

@@ -1,5 +1,5 @@
 // Process and port helpers shared by run.mjs (the benchmark) and profile.mjs (one-scenario profiles).
-/* global URL, fetch, setTimeout */
+/* global URL, fetch, setTimeout, setInterval, clearInterval */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -49,15 +49,60 @@ export function shippedNodeFlags(mainJs) {
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Compiles the agent into dir/dist with the project's package.json and node_modules beside it. */
-export function build(dir) {
+/**
+ * Compiles the agent into dir/dist with the project's package.json and node_modules beside it; with a
+ * git ref, the sources of that commit (a same-run baseline of an earlier design).
+ */
+export function build(dir, ref) {
   mkdirSync(dir, { recursive: true });
+  let cwd = ROOT;
+  if (ref !== undefined) {
+    cwd = join(dir, 'src-ref');
+    mkdirSync(cwd, { recursive: true });
+    const tar = execFileSync(
+      'git',
+      ['archive', ref, 'src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'],
+      { cwd: ROOT, maxBuffer: 1 << 28 },
+    );
+    execFileSync('tar', ['-x', '-C', cwd], { input: tar });
+    symlinkSync(join(ROOT, 'node_modules'), join(cwd, 'node_modules'));
+  }
   execFileSync(
     join(ROOT, 'node_modules/.bin/tsc'),
     ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')],
-    { cwd: ROOT, stdio: 'inherit' },
+    { cwd, stdio: 'inherit' },
   );
   writeFileSync(join(dir, 'package.json'), readFileSync(join(ROOT, 'package.json')));
   if (!existsSync(join(dir, 'node_modules')))
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+}
+
+/** The agent's own gauges/counters: V8 heap used (MB) and GC seconds so far. */
+export async function agentStats(metricsUrl) {
+  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+  const sum = (re) => [...text.matchAll(re)].reduce((s, m) => s + Number(m[1]), 0);
+  return {
+    heapMb: sum(/^nodejs_heap_size_used_bytes (\S+)$/gm) / 2 ** 20,
+    gcSeconds: sum(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm),
+  };
+}
+
+/** ns the agent's main thread has run and waited on a run queue (runnable, no core free): schedstat. */
+export const sched = (pid) =>
+  readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+
+/** Samples what the main thread is blocked in (wchan) every 20 ms: epoll = idle, futex = a sleep/lock. */
+export function wchanSampler(pid) {
+  const seen = {};
+  const t = setInterval(() => {
+    let w = 'gone';
+    try {
+      w = readFileSync(`/proc/${pid}/task/${pid}/wchan`, 'utf8') || 'running';
+    } catch {
+      /* exited */
+    }
+    w = w === '0' ? 'running' : w.replace(/_.*$/, '');
+    seen[w] = (seen[w] ?? 0) + 1;
+  }, 20);
+  return () => (clearInterval(t), seen);
 }

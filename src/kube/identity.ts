@@ -80,8 +80,10 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
     namespaceRestrictionFormat: cfg.namespaceRestrictionFormat,
   };
   const { logger, metrics, clock } = d;
-  const namespaces = startNamespaceView(client, logger);
-  const serviceAccounts = startServiceAccountView(client, logger);
+  // The pod view's staleness limit covers the annotation views too: a decision needs all three.
+  const viewOpts = { clock, maxStalenessSeconds: cfg.maxPodViewStalenessSeconds };
+  const namespaces = startNamespaceView(client, logger, viewOpts);
+  const serviceAccounts = startServiceAccountView(client, logger, viewOpts);
   const watcher = startPodWatcher({
     client,
     nodeName: cfg.nodeName,

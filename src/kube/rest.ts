@@ -1,9 +1,14 @@
 // A small Kubernetes REST client on undici: the agent makes a handful of JSON calls (list, watch, create,
 // patch) and @kubernetes/client-node cost ~75 MB of RSS just to import (bench/identity/RESULTS.md).
-// Watches are the API server's JSON-lines stream (one WatchEvent per line, split across chunks anywhere):
-// https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
+// Every request waits for the client-side token bucket (backoff.ts) and is aborted, connection and all,
+// when its deadline passes: a rejected promise alone would leave the API server streaming a list nobody
+// reads. A 429's Retry-After travels on the KubeApiError so the caller waits at least that long.
 import { Pool, request as undiciRequest } from '../undici.js';
+import { DEFAULT_RATE_LIMIT, createTokenBucket, parseRetryAfter, type RateLimit } from './backoff.js';
 import type { KubeTarget } from './kubeconfig.js';
+import { WatchStreamError, parseEvent, readLines } from './watch-stream.js';
+
+export { WatchStreamError } from './watch-stream.js';
 
 /** A non-2xx answer; `code` is the HTTP status (as client-node's ApiException, so callers read `.code`). */
 export class KubeApiError extends Error {
@@ -12,14 +17,11 @@ export class KubeApiError extends Error {
     readonly code: number,
     message: string,
     readonly reason?: string,
+    /** From Retry-After (429 from API Priority and Fairness, some 5xx): wait at least this long. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
-}
-
-/** The watch stream broke its protocol (a line that is not a WatchEvent). */
-export class WatchStreamError extends Error {
-  override readonly name = 'WatchStreamError';
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -35,35 +37,51 @@ export interface RequestOptions {
   readonly body?: unknown;
   readonly contentType?: string;
   readonly signal?: AbortSignal;
+  /** Accept header (default application/json), e.g. a PartialObjectMetadata media type. */
+  readonly accept?: string;
+  /** false: not counted by the token bucket (the later pages of one list, which took its token). */
+  readonly throttle?: boolean;
+}
+
+export interface ListOptions {
+  readonly signal?: AbortSignal;
+  readonly accept?: string;
+  /** Applied to each item as its page arrives (undefined drops it), so only the kept form accumulates. */
+  readonly keep?: (item: unknown) => unknown;
 }
 
 export interface WatchOptions {
   readonly signal?: AbortSignal;
   /** Longest silence (no event, no bookmark) before the stream counts as dead. */
   readonly idleTimeoutMs?: number;
+  readonly accept?: string;
 }
 
 export interface KubeClient {
   readonly server: string;
   request<T>(method: string, path: string, o?: RequestOptions): Promise<T>;
   /** All pages of a collection (limit/continue), with the list's resourceVersion. */
-  list<T>(path: string, query?: Query): Promise<{ items: T[]; resourceVersion: string }>;
+  list<T>(path: string, query?: Query, o?: ListOptions): Promise<{ items: T[]; resourceVersion: string }>;
   /** Resolves when the server ends the stream (or `signal` aborts it); rejects on errors. */
   watch<T>(path: string, query: Query, onEvent: (e: WatchEvent<T>) => void, o?: WatchOptions): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface KubeClientOptions {
+  /** Deadline of one request (headers and body); a watch has its idle timeout instead. */
   readonly timeoutMs?: number;
   readonly pageSize?: number;
+  /** Client-side limit on request starts (default QPS 5, burst 10, as client-go); qps 0 = none. */
+  readonly rateLimit?: RateLimit;
+  readonly now?: () => number;
 }
-
-const WATCH_TYPES = new Set(['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR']);
 
 export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): KubeClient {
   const url = new URL(t.server);
   const prefix = url.pathname.replace(/\/+$/, '');
   const timeoutMs = o.timeoutMs ?? 10_000;
+  const now = o.now ?? Date.now;
+  const bucket = createTokenBucket(o.rateLimit ?? DEFAULT_RATE_LIMIT, now);
   const pool = new Pool(url.origin, {
     connect: {
       ...(t.ca !== undefined ? { ca: t.ca } : {}),
@@ -80,14 +98,17 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
     return `${prefix}${path}${s === '' ? '' : `?${s}`}`;
   };
 
+  /** Starts a request and returns it once a 2xx status is in; `signal` aborts it (socket included). */
   async function send(method: string, path: string, r: RequestOptions, bodyTimeout: number) {
     const body = r.body === undefined ? undefined : JSON.stringify(r.body);
-    const attempt = () =>
-      undiciRequest(pool, {
+    const fail = (err: unknown) => Promise.reject(netError(method, path, err, r.signal));
+    const attempt = async () => {
+      if (r.throttle !== false) await bucket.take(r.signal);
+      return undiciRequest(pool, {
         method: method as 'GET',
         path: target(path, r.query),
         headers: {
-          accept: 'application/json',
+          accept: r.accept ?? 'application/json',
           'user-agent': 'imdsgate',
           ...(body !== undefined ? { 'content-type': r.contentType ?? 'application/json' } : {}),
           ...(t.token !== undefined ? { authorization: `Bearer ${t.token.get()}` } : {}),
@@ -97,19 +118,34 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
         headersTimeout: timeoutMs,
         bodyTimeout,
       });
-    let res = await attempt().catch((err: unknown) => Promise.reject(netError(method, path, err)));
+    };
+    let res = await attempt().catch(fail);
     // A rotated service-account token: re-read the file once and retry (client-go does the same).
     if (res.statusCode === 401 && t.token?.refresh() === true) {
       await res.body.dump();
-      res = await attempt().catch((err: unknown) => Promise.reject(netError(method, path, err)));
+      res = await attempt().catch(fail);
     }
     if (res.statusCode >= 200 && res.statusCode < 300) return res;
-    throw apiError(method, path, res.statusCode, await res.body.text().catch(() => ''));
+    const retryAfterMs = parseRetryAfter(res.headers['retry-after'], now());
+    const text = await res.body.text().catch(() => '');
+    throw apiError(method, path, res.statusCode, text, retryAfterMs);
   }
 
+  /** The caller's signal, or-ed with this request's own deadline. */
+  const deadline = (signal: AbortSignal | undefined, ms: number) => {
+    const own = AbortSignal.timeout(ms);
+    return signal === undefined ? own : AbortSignal.any([signal, own]);
+  };
+
   async function request<T>(method: string, path: string, r: RequestOptions = {}): Promise<T> {
-    const res = await send(method, path, r, timeoutMs);
-    const text = await res.body.text();
+    const signal = deadline(r.signal, timeoutMs);
+    const res = await send(method, path, { ...r, signal }, timeoutMs);
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      throw netError(method, path, err, signal);
+    }
     try {
       return (text === '' ? undefined : JSON.parse(text)) as T;
     } catch {
@@ -120,7 +156,7 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
   return {
     server: t.server,
     request,
-    async list<T>(path: string, query: Query = {}) {
+    async list<T>(path: string, query: Query = {}, l: ListOptions = {}) {
       const items: T[] = [];
       let cont: string | undefined;
       let resourceVersion = '';
@@ -128,8 +164,24 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
         const page = await request<{
           items?: T[];
           metadata?: { resourceVersion?: string; continue?: string };
-        }>('GET', path, { query: { ...query, limit: o.pageSize ?? 500, continue: cont } });
-        items.push(...(page?.items ?? []));
+        }>('GET', path, {
+          // A continue token carries its own resourceVersion; the API server refuses both together.
+          query: {
+            ...query,
+            limit: o.pageSize ?? 500,
+            continue: cont,
+            ...(cont ? { resourceVersion: undefined } : {}),
+          },
+          ...(l.signal !== undefined ? { signal: l.signal } : {}),
+          ...(l.accept !== undefined ? { accept: l.accept } : {}),
+          // One list, one token: 50,000 service accounts are 100 pages, which at 5 per second would
+          // outlast the list's deadline.
+          ...(cont !== undefined ? { throttle: false } : {}),
+        });
+        for (const item of page?.items ?? []) {
+          const kept = l.keep === undefined ? item : (l.keep(item) as T | undefined);
+          if (kept !== undefined) items.push(kept);
+        }
         resourceVersion = page?.metadata?.resourceVersion ?? resourceVersion;
         cont = page?.metadata?.continue || undefined;
       } while (cont !== undefined);
@@ -142,7 +194,11 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
         res = await send(
           'GET',
           path,
-          { query: { ...query, watch: true }, ...(signal ? { signal } : {}) },
+          {
+            query: { ...query, watch: true },
+            ...(signal ? { signal } : {}),
+            ...(w.accept !== undefined ? { accept: w.accept } : {}),
+          },
           w.idleTimeoutMs ?? 330_000,
         );
       } catch (err) {
@@ -168,48 +224,7 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
   };
 }
 
-/** Calls `line` for each non-blank line, newline-terminated or the final unterminated one. */
-async function readLines(body: AsyncIterable<Buffer>, line: (s: string) => void): Promise<void> {
-  const decoder = new TextDecoder(); // stream mode: a UTF-8 character may straddle two chunks
-  let buf = '';
-  for await (const chunk of body) {
-    let from = buf.length;
-    buf += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    let start = 0;
-    while ((nl = buf.indexOf('\n', from)) >= 0) {
-      const text = buf.slice(start, nl);
-      if (text.trim() !== '') line(text);
-      start = nl + 1;
-      from = start;
-    }
-    buf = buf.slice(start);
-  }
-  buf += decoder.decode();
-  if (buf.trim() !== '') line(buf);
-}
-
-function parseEvent<T>(line: string): WatchEvent<T> {
-  const s = line.trim();
-  let e: unknown;
-  try {
-    e = JSON.parse(s);
-  } catch {
-    throw new WatchStreamError(`malformed watch line: ${s.slice(0, 80)}`);
-  }
-  const ev = e as { type?: unknown; object?: unknown };
-  if (
-    typeof ev.type !== 'string' ||
-    !WATCH_TYPES.has(ev.type) ||
-    typeof ev.object !== 'object' ||
-    !ev.object
-  ) {
-    throw new WatchStreamError(`not a watch event: ${s.slice(0, 80)}`);
-  }
-  return { type: ev.type as WatchEventType, object: ev.object as T };
-}
-
-function apiError(method: string, path: string, code: number, text: string): KubeApiError {
+function apiError(method: string, path: string, code: number, text: string, retryAfterMs?: number) {
   let status: { message?: string; reason?: string } = {};
   try {
     status = JSON.parse(text) as typeof status;
@@ -221,9 +236,13 @@ function apiError(method: string, path: string, code: number, text: string): Kub
     code,
     `${method} ${path}: HTTP ${code}${detail ? `: ${detail}` : ''}`,
     status.reason,
+    retryAfterMs,
   );
 }
 
-function netError(method: string, path: string, err: unknown): Error {
-  return new Error(`${method} ${path}: ${(err as Error).message}`, { cause: err });
+function netError(method: string, path: string, err: unknown, signal?: AbortSignal): Error {
+  // AbortSignal.timeout aborts with a TimeoutError DOMException: say so rather than "aborted".
+  const reason = signal?.aborted ? (signal.reason as Error | undefined) : undefined;
+  const why = reason?.name === 'TimeoutError' ? 'timed out (request aborted)' : (err as Error).message;
+  return new Error(`${method} ${path}: ${why}`, { cause: err });
 }

@@ -19,6 +19,7 @@ const CREDS = `/latest/meta-data/iam/security-credentials/${ROLE}`;
 let aemm: Aemm;
 let served: Served;
 let ns: string;
+let poked: string | undefined;
 const node = uniqueName('stale-node');
 
 beforeAll(async () => {
@@ -40,6 +41,7 @@ afterAll(async () => {
   await served?.close();
   await aemm?.stop();
   if (ns) await deleteNamespace(ns);
+  if (poked) await deleteNamespace(poked);
 });
 
 const get = (p: string) => call(`${served.addresses.listen}${p}`, { localAddress: POD_IP });
@@ -54,8 +56,11 @@ describe('a stale pod view fails closed', () => {
     expect(stale.text).not.toMatch(/ASIA|SecretAccessKey/);
     expect((await get('/latest/meta-data/iam/security-credentials/')).status).toBe(503);
     expect((await get('/latest/meta-data/instance-id')).status).toBe(200);
-    // Any watch event on this node's pods is news from the API server: the view is fresh again.
+    // Any watch event is news from the API server: one on this node's pods, one on service accounts and
+    // one on namespaces make the three views (all under the same limit) fresh again.
     await createPod({ namespace: ns, name: 'other-0', nodeName: node, podIP: '127.0.0.8', phase: 'Running' });
+    await createServiceAccount(ns, 'poke');
+    poked = await createNamespace();
     await until(async () => (await get(CREDS)).status === 200, 5_000);
     const fresh = await get(CREDS);
     expect(JSON.parse(fresh.text).AccessKeyId).toMatch(/^ASIA/);

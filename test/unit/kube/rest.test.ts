@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { RateLimit } from '../../../src/kube/backoff.js';
 import type { TokenProvider } from '../../../src/kube/kubeconfig.js';
 import {
   KubeApiError,
@@ -24,7 +25,7 @@ afterEach(async () => {
 
 async function serve(
   handler: Handler,
-  o: { prefix?: string; token?: TokenProvider; timeoutMs?: number } = {},
+  o: { prefix?: string; token?: TokenProvider; timeoutMs?: number; rateLimit?: RateLimit } = {},
 ) {
   server = createServer(handler);
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
@@ -36,7 +37,11 @@ async function serve(
       source: 'test',
       ...(o.token ? { token: o.token } : {}),
     },
-    { pageSize: 2, ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) },
+    {
+      pageSize: 2,
+      rateLimit: o.rateLimit ?? { qps: 0, burst: 0 },
+      ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+    },
   );
   return client;
 }
@@ -264,5 +269,140 @@ describe('list', () => {
       '/api/v1/pods?fieldSelector=spec.nodeName%3Da&limit=2',
       '/api/v1/pods?fieldSelector=spec.nodeName%3Da&limit=2&continue=tok%2F1',
     ]);
+  });
+});
+
+describe('deadlines, Retry-After, rate limit, media type', () => {
+  it('a request past its deadline is aborted: the server sees its connection close', async () => {
+    let closed = false;
+    const c = await serve(
+      (req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"items":['); // then nothing: a list that stalls mid-body
+        req.socket.on('close', () => (closed = true));
+      },
+      { timeoutMs: 150 },
+    );
+    const t0 = Date.now();
+    await expect(c.list('/api/v1/pods')).rejects.toThrow(
+      /GET \/api\/v1\/pods: timed out \(request aborted\)/,
+    );
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBe(true);
+  });
+
+  it("a caller's signal aborts a list between pages and closes the connection", async () => {
+    let closed = 0;
+    const ctl = new AbortController();
+    const c = await serve((req, res) => {
+      req.socket.once('close', () => (closed += 1));
+      if (req.url?.includes('continue=')) {
+        ctl.abort();
+        return; // never answers
+      }
+      res.end(JSON.stringify({ metadata: { continue: 'x' }, items: [{}] }));
+    });
+    await expect(c.list('/api/v1/pods', {}, { signal: ctl.signal })).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBeGreaterThanOrEqual(1);
+  });
+
+  it('429 carries Retry-After (ms) on the KubeApiError; a watch 429 too', async () => {
+    const c = await serve((_req, res) => {
+      res.writeHead(429, { 'retry-after': '2', 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', code: 429, reason: 'TooManyRequests', message: 'slow down' }));
+    });
+    const err = await c.request('GET', '/api/v1/pods').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubeApiError);
+    expect(err).toMatchObject({ code: 429, reason: 'TooManyRequests', retryAfterMs: 2000 });
+    const werr = await c.watch('/api/v1/pods', {}, () => undefined).catch((e: unknown) => e);
+    expect(werr).toMatchObject({ code: 429, retryAfterMs: 2000 });
+  });
+
+  it('sends the Accept header given (metadata-only lists and watches)', async () => {
+    const accepts: string[] = [];
+    const c = await serve((req, res) => {
+      accepts.push(req.headers.accept ?? '');
+      if (req.url?.includes('watch=true')) res.end();
+      else res.end(JSON.stringify({ metadata: { resourceVersion: '1' }, items: [] }));
+    });
+    await c.list(
+      '/api/v1/namespaces',
+      {},
+      { accept: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1' },
+    );
+    await c.watch('/api/v1/namespaces', {}, () => undefined, {
+      accept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1',
+    });
+    await c.request('GET', '/api/v1/namespaces/x');
+    expect(accepts).toEqual([
+      'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1',
+      'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1',
+      'application/json',
+    ]);
+  });
+
+  it('paces request starts with the token bucket (burst, then qps)', async () => {
+    const at: number[] = [];
+    const c = await serve(
+      (_req, res) => {
+        at.push(Date.now());
+        res.end('{}');
+      },
+      { rateLimit: { qps: 20, burst: 2 } },
+    );
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: 4 }, () => c.request('GET', '/x')));
+    // Two at once, then one per 50 ms: the fourth cannot start before ~100 ms after the bucket was made.
+    expect(Math.max(...at) - t0).toBeGreaterThanOrEqual(80);
+  });
+
+  it('a continue page is requested without the first page resourceVersion', async () => {
+    const urls: string[] = [];
+    const c = await serve((req, res) => {
+      urls.push(req.url ?? '');
+      const more = !req.url?.includes('continue=');
+      res.end(
+        JSON.stringify({ metadata: { resourceVersion: '9', ...(more ? { continue: 'c' } : {}) }, items: [] }),
+      );
+    });
+    await c.list('/api/v1/pods', { resourceVersion: '0' });
+    expect(urls).toEqual(['/api/v1/pods?resourceVersion=0&limit=2', '/api/v1/pods?limit=2&continue=c']);
+  });
+
+  it('keep() is applied to each item as its page arrives; undefined drops it', async () => {
+    const c = await serve((req, res) => {
+      const more = !req.url?.includes('continue=');
+      const items = more ? [{ n: 1 }, { n: 2 }] : [{ n: 3 }];
+      res.end(
+        JSON.stringify({ metadata: { resourceVersion: '5', ...(more ? { continue: 'c' } : {}) }, items }),
+      );
+    });
+    const r = await c.list(
+      '/api/v1/serviceaccounts',
+      {},
+      {
+        keep: (i) => ((i as { n: number }).n === 2 ? undefined : { k: (i as { n: number }).n * 10 }),
+      },
+    );
+    expect(r.items).toEqual([{ k: 10 }, { k: 30 }]);
+  });
+
+  it('one list takes one token, however many pages it has', async () => {
+    const c = await serve(
+      (req, res) => {
+        const page = Number(new URL(req.url ?? '', 'http://x').searchParams.get('continue') ?? 0);
+        const more = page < 4;
+        res.end(
+          JSON.stringify({ metadata: { ...(more ? { continue: String(page + 1) } : {}) }, items: [{}] }),
+        );
+      },
+      { rateLimit: { qps: 1, burst: 1 } },
+    );
+    const t0 = Date.now();
+    const r = await c.list('/api/v1/serviceaccounts');
+    expect(r.items).toHaveLength(5);
+    expect(Date.now() - t0).toBeLessThan(900);
   });
 });
