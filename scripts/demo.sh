@@ -42,6 +42,7 @@ run kubectl get node "$NODE_NAME" -o custom-columns=NAME:.metadata.name,READY:.s
 
 say "helm install (the image from the Dockerfile; values in test/node/values.yaml)"
 run helm upgrade --install imdsgate charts/imdsgate -n imdsgate --create-namespace --values test/node/values.yaml --wait
+run kubectl -n imdsgate rollout status ds/imdsgate --timeout=180s
 run kubectl -n imdsgate get ds,pods -o wide
 run kubectl get node "$NODE_NAME" -o custom-columns=NAME:.metadata.name,TAINTS:.spec.taints[*].key
 
@@ -78,14 +79,20 @@ spec:
     - name: aws
       image: $CLIENT_IMAGE
       imagePullPolicy: Never
-      env: [{ name: HOME, value: /tmp }, { name: AWS_REGION, value: us-east-1 }]
+      # The SDK setting docs/troubleshooting.md recommends: botocore retries a non-200 metadata answer
+      # (a pod's first request can come before the kubelet has reported its IP).
+      env:
+        - { name: HOME, value: /tmp }
+        - { name: AWS_REGION, value: us-east-1 }
+        - { name: AWS_METADATA_SERVICE_NUM_ATTEMPTS, value: "3" }
       command: ["sh", "-c"]
       args:
         - |
-          echo "\$ curl http://169.254.169.254/latest/meta-data/iam/security-credentials/"
-          curl -s -w ' (HTTP %{http_code})\n' http://169.254.169.254/latest/meta-data/iam/security-credentials/ | tail -c 120
           echo "\$ aws sts get-caller-identity"
           aws sts get-caller-identity --endpoint-url http://$SVC_STS_IP --output text --query Arn 2>&1 | tail -n 1
+          echo "\$ curl http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+          code=\$(curl -s -o /tmp/b -w '%{http_code}' http://169.254.169.254/latest/meta-data/iam/security-credentials/)
+          echo "HTTP \$code: \$(sed -n 's/.*<title>\(.*\)<.title>.*/\1/p' /tmp/b)\$(grep -v '<' /tmp/b)"
 YAML
 done
 run kubectl get pods -n shop -o wide
