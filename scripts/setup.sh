@@ -53,6 +53,15 @@ else
   echo "[setup] all present"
 fi
 
+# The tests run on the image's Node major (the Dockerfile's pin): fetch it into the cache when the
+# machine's node is another major. Nothing global changes; npm test, .ci/run and the demo put it first on
+# PATH through scripts/pinned-node.sh.
+step "node runtime (the image's pinned version)"
+bash scripts/pinned-node.sh fetch
+node_bin=$(bash scripts/pinned-node.sh bin)
+[ -z "$node_bin" ] || { PATH=$node_bin:$PATH; export PATH; }
+echo "[setup] tests run on node $(node -v)"
+
 step "npm ci"
 if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
   echo "[setup] node_modules up to date"
