@@ -265,7 +265,7 @@ export const OPTIONS = {
   interfaces: {
     kind: 'string',
     multiple: true,
-    default: 'eni+,cali+,veth+,cni0',
+    default: 'eni+,cali+,lxc+,veth+,cni0',
     help: 'pod-facing interface patterns intercepted; prefix with ! to intercept every interface but these',
     schema: list,
   },

@@ -20,6 +20,9 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { startFileIdentity } from './pods/file-identity.js';
 import { systemClock, type Clock, type PodIdentity, type PodLookup } from './pods/types.js';
 import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
+import type { InterceptionMonitor, NetInterface } from './netfilter/interception.js';
+import { createReadiness } from './readiness.js';
+import type { NodeEvent } from './kube/node-events.js';
 
 /** What serve needs from an identity source (file map or the Kubernetes watch). */
 export interface Identity {
@@ -37,8 +40,17 @@ export interface ServeOverrides {
   readonly upstream?: UpstreamImds;
   readonly identity?: Identity;
   readonly credentialIssuer?: CredentialIssuer;
-  /** Installs the rules and returns their stop(); the real one is the netfilter rule guard. */
-  readonly startRules?: () => Promise<() => Promise<void>>;
+  /** Installs the rules; the real one is the netfilter rule guard. */
+  readonly startRules?: () => Promise<Rules>;
+  /** Reads the node's interfaces for the interception self-check (default: /sys/class/net). */
+  readonly readInterfaces?: () => Promise<NetInterface[]>;
+}
+
+/** What serve needs of the interception rules once they are installed. */
+export interface Rules {
+  /** The last reconcile pass's problems; empty when every family's rules are in place. */
+  problems(): string[];
+  stop(): Promise<void>;
 }
 
 export interface Served {
@@ -88,8 +100,19 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     });
     // With --manage-rules, pods must not be scheduled (startup taint) nor the rollout proceed until the
     // interception rules exist: before that, a pod's packets still reach the real IMDS.
-    let rulesInPlace = !cfg.manageRules;
-    const notReady = async () => readiness(upstream, identity, metrics, rulesInPlace);
+    let rules: Rules | undefined;
+    let interception: InterceptionMonitor | undefined;
+    const notReady = createReadiness({
+      upstream,
+      identityReady: () => identity.podLookup.isReady(),
+      rules: () => (cfg.manageRules ? rules?.problems() : []),
+      interception: () => interception?.state(),
+      clock,
+    });
+    metrics.wireState({
+      ready: async () => (await notReady()).length === 0,
+      interception: () => interception?.state(),
+    });
     const metricsApp = buildMetricsApp({ registry: metrics.registry, notReady });
     cleanup.push(
       () => metricsApp.close(),
@@ -100,8 +123,13 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     logger.info({ listen, metrics: metricsAddr, upstream: cfg.upstream }, 'imdsgate serving');
 
     if (cfg.manageRules) {
-      cleanup.push(await (o.startRules ?? (() => startGuard(cfg, logger, metrics)))());
-      rulesInPlace = true;
+      const installed = await (o.startRules ?? (() => startGuard(cfg, logger, metrics)))();
+      cleanup.push(() => installed.stop());
+      rules = installed;
+      const events = await nodeEventSender(cfg, { logger, clock });
+      if (events !== undefined) cleanup.push(() => events.close());
+      interception = await startInterception(cfg, { logger, metrics, events }, o.readInterfaces);
+      cleanup.push(() => interception?.stop());
     }
     // Node-boot guard: the taint comes off only once /readyz is green (rules in place, pods synced).
     if (cfg.startupTaint !== undefined)
@@ -118,20 +146,6 @@ const pick = (i: Identity) => ({
   roleResolver: i.roleResolver,
   imdsv1Policy: i.imdsv1Policy,
 });
-
-async function readiness(
-  upstream: UpstreamImds,
-  identity: Identity,
-  metrics: Metrics,
-  rulesInPlace: boolean,
-): Promise<string[]> {
-  const reasons: string[] = [];
-  if (!rulesInPlace) reasons.push('interception rules not installed');
-  if (!(await upstream.checkSession())) reasons.push('upstream session');
-  if (!identity.podLookup.isReady()) reasons.push('identity not synced, or pod view stale');
-  metrics.ready.set(reasons.length === 0 ? 1 : 0);
-  return reasons;
-}
 
 interface Deps {
   readonly upstream: UpstreamImds;
@@ -218,17 +232,17 @@ async function startIdentity(
   return kube;
 }
 
-async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promise<() => Promise<void>> {
-  const mod = (await optionalImport('./netfilter/guard.js')) as
-    { startRuleGuard?: (cfg: Config, deps: object) => Promise<{ stop(): Promise<void> }> } | undefined;
-  if (mod?.startRuleGuard === undefined)
-    throw new Error('--manage-rules is set but the rule guard is not available');
+async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promise<Rules> {
+  const { startRuleGuard } = await import('./netfilter/guard.js');
   const owner = cfg.daemonset === undefined ? undefined : await watchOwnDaemonSet(cfg, cfg.daemonset, logger);
-  const guard = await mod.startRuleGuard(cfg, { logger, metrics });
-  return async () => {
-    await guard.stop();
-    if (owner !== undefined && (await owner.deleted())) await owner.removeRules();
-    owner?.stop();
+  const guard = await startRuleGuard(cfg, { logger, metrics });
+  return {
+    problems: () => guard.problems(),
+    async stop() {
+      await guard.stop();
+      if (owner !== undefined && (await owner.deleted())) await owner.removeRules();
+      owner?.stop();
+    },
   };
 }
 
@@ -254,6 +268,53 @@ async function watchOwnDaemonSet(cfg: Config, ref: string, logger: Logger) {
       void client.close();
     },
   };
+}
+
+/**
+ * The interception self-check, every --reconcile-interval: logs, and in Kubernetes mode sends a Node
+ * Event, on each change. Only with --manage-rules: without it this process does not know which rules
+ * (if any) send pods here.
+ */
+async function startInterception(
+  cfg: Config,
+  d: { logger: Logger; metrics: Metrics; events: { send: (e: NodeEvent) => Promise<void> } | undefined },
+  read: (() => Promise<NetInterface[]>) | undefined,
+): Promise<InterceptionMonitor> {
+  const { startInterceptionMonitor } = await import('./netfilter/interception.js');
+  return startInterceptionMonitor({
+    patterns: cfg.interfaces,
+    podsRunning: async () => (await d.metrics.podsKnown.get()).values[0]?.value ?? 0,
+    intervalMs: cfg.reconcileIntervalMs,
+    ...(read !== undefined ? { read } : {}),
+    onChange(now, before) {
+      if (now.ok)
+        d.logger.info({ before: before?.reason }, 'interception self-check: pod interfaces matched');
+      else d.logger.error({ reason: now.reason, detail: now.detail }, 'interception self-check failed');
+      void d.events?.send(
+        now.ok
+          ? {
+              type: 'Normal',
+              reason: 'IMDSGateInterceptionOk',
+              message: 'every pod interface is intercepted',
+            }
+          : {
+              type: 'Warning',
+              reason: 'IMDSGateInterceptionBroken',
+              message: `${now.reason}: ${now.detail}`,
+            },
+      );
+    },
+  });
+}
+
+async function nodeEventSender(cfg: Config, d: { logger: Logger; clock: Clock }) {
+  if (cfg.identityFile !== undefined || cfg.nodeName === undefined) return undefined;
+  const [{ kubeClientFor }, { createNodeEvents }] = await Promise.all([
+    import('./kube/client.js'),
+    import('./kube/node-events.js'),
+  ]);
+  const client = kubeClientFor(cfg.kubeconfig);
+  return { send: createNodeEvents(client, { nodeName: cfg.nodeName, ...d }), close: () => client.close() };
 }
 
 async function startTaintGuard(

@@ -8,7 +8,7 @@ describe('loadConfig', () => {
     const cfg = loadConfig(base, {});
     expect(cfg.listen).toBe('0.0.0.0:8181');
     expect(cfg.imdsv1).toBe('allow');
-    expect(cfg.interfaces).toEqual(['eni+', 'cali+', 'veth+', 'cni0']);
+    expect(cfg.interfaces).toEqual(['eni+', 'cali+', 'lxc+', 'veth+', 'cni0']);
     expect(Object.isFrozen(cfg)).toBe(true);
   });
 

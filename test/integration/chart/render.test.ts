@@ -135,7 +135,7 @@ describe('the DaemonSet', () => {
       expect(env, `config.${key}`).toHaveProperty(envName(key));
     }
     expect(env.IMDSGATE_ALLOW_PATH).toBe('/a/*,/b');
-    expect(env.IMDSGATE_INTERFACES).toBe('eni+,cali+,veth+,cni0');
+    expect(env.IMDSGATE_INTERFACES).toBe('eni+,cali+,lxc+,veth+,cni0');
     expect(env.IMDSGATE_SESSION_DURATION_SECONDS).toBe('3600');
     expect(env.IMDSGATE_UPSTREAM_TIMEOUT_MS).toBe('800');
   });

@@ -75,6 +75,7 @@ describe('loadConfig for netfilter-only commands', () => {
     expect(loadConfig([], {}, { command: 'uninstall' }).interfaces).toEqual([
       'eni+',
       'cali+',
+      'lxc+',
       'veth+',
       'cni0',
     ]);
