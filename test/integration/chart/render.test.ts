@@ -308,7 +308,7 @@ describe('observability pack', () => {
     writeFileSync(file, stringify({ groups: (rule.spec as { groups: unknown }).groups }));
     const r = await execa(promtool(), ['check', 'rules', file], { reject: false });
     rmSync(dir, { recursive: true, force: true });
-    expect(r.stdout + r.stderr).toMatch(/SUCCESS: 10 rules found/);
+    expect(r.stdout + r.stderr).toMatch(/SUCCESS: 11 rules found/);
     expect(r.exitCode).toBe(0);
   });
 
