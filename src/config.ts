@@ -5,6 +5,8 @@
 // stays resident for the agent's life on every node (bench/frontdoor RESULTS.md).
 import { parseArgs } from 'node:util';
 import * as v from 'valibot';
+import { NetfilterError } from './netfilter/errors.js';
+import { dnatTarget, parseInterfaces } from './netfilter/render.js';
 import { SANDBOX_BINDING_MODES } from './pods/sandbox.js';
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
@@ -412,6 +414,23 @@ function crossChecks(cfg: v.InferOutput<typeof schema>, command: string): string
   // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining
   if (cfg.credentialMode === 'assume-role' && cfg.sessionDurationSeconds > 3600) {
     out.push('--session-duration-seconds: at most 3600 with --credential-mode=assume-role (role chaining)');
+  }
+  // The rules the agent (or `imdsgate rules`) will install: a bad --interfaces or a DNAT target that cannot
+  // be derived (--host-ip) is a usage error found here, before any port opens, not after.
+  if ((command === 'serve' && cfg.manageRules) || command === 'rules') {
+    const checks = [
+      () => parseInterfaces(cfg.interfaces),
+      () => dnatTarget('ipv4', cfg),
+      ...(cfg.ipv6 ? [() => dnatTarget('ipv6', cfg)] : []),
+    ];
+    for (const check of checks) {
+      try {
+        check();
+      } catch (err) {
+        if (!(err instanceof NetfilterError)) throw err;
+        out.push(err.message);
+      }
+    }
   }
   return out;
 }

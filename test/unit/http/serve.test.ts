@@ -160,6 +160,15 @@ describe('serve command', () => {
       process.stderr.write = orig;
     }
     expect(errs.join('')).toMatch(/--listen[\s\S]*--imdsv1/);
+    // Rule problems too: a bad --interfaces, and no address to DNAT to (the default --listen is 0.0.0.0).
+    errs.length = 0;
+    process.stderr.write = ((s: string) => (errs.push(s), true)) as typeof process.stderr.write;
+    try {
+      expect(await run(['--identity-file=/nonexistent.yaml', '--interfaces=a+,!b'])).toBe(2);
+    } finally {
+      process.stderr.write = orig;
+    }
+    expect(errs.join('')).toMatch(/--interfaces: mix[\s\S]*--host-ip is required/);
     const outs: string[] = [];
     const origOut = process.stdout.write.bind(process.stdout);
     process.stdout.write = ((s: string) => (outs.push(s), true)) as typeof process.stdout.write;
@@ -187,6 +196,7 @@ describe('serve readiness with --manage-rules', () => {
         `--upstream=http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
         `--identity-file=${join(dir, 'id.yaml')}`,
         '--region=eu-west-1',
+        '--host-ip=169.254.100.1',
       ],
       {},
     );
@@ -226,6 +236,7 @@ describe('serve: readiness and metrics from live state', () => {
         `--identity-file=${join(dir, 'id.yaml')}`,
         '--region=eu-west-1',
         '--reconcile-interval-ms=200',
+        '--host-ip=169.254.100.1',
       ],
       {},
     );
@@ -254,7 +265,7 @@ describe('serve: readiness and metrics from live state', () => {
   });
 
   it('a pod interface the rules do not match: not ready, gauge 0 with the reason; ready once it is matched', async () => {
-    let ifaces = [{ name: 'lxc9f', ifindex: 7, iflink: 3, hasMaster: false }];
+    let ifaces = [{ name: 'tap9f', ifindex: 7, iflink: 3, hasMaster: false }];
     let problems: string[] = [];
     const s = await serve(cfgWithRules(), {
       logger: quiet,
@@ -263,7 +274,7 @@ describe('serve: readiness and metrics from live state', () => {
     });
     try {
       expect((await get(s.addresses.metrics, '/readyz')).body).toMatch(
-        /^not ready: interception self-check: unmatched_pod_interface: pod interfaces not matched by --interfaces=eni\+,cali\+,veth\+,cni0: lxc9f/,
+        /^not ready: interception self-check: unmatched_pod_interface: pod interfaces not matched by --interfaces=eni\+,cali\+,lxc\+,veth\+,cni0: tap9f/,
       );
       const m = await scrape(s);
       expect(m).toMatch(/^imdsgate_ready 0$/m);
