@@ -22,6 +22,7 @@ import { systemClock, type Clock, type PodIdentity, type PodLookup } from './pod
 import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
 import type { InterceptionMonitor, NetInterface } from './netfilter/interception.js';
 import { createReadiness } from './readiness.js';
+import { hostPort } from './host-port.js';
 import type { NodeEvent } from './kube/node-events.js';
 
 /** What serve needs from an identity source (file map or the Kubernetes watch). */
@@ -347,8 +348,5 @@ async function optionalImport(spec: string): Promise<unknown> {
   }
 }
 
-/** `0.0.0.0:8181` / `[::1]:8181` → fastify listen options. */
-export function hostPort(v: string): { host: string; port: number } {
-  const i = v.lastIndexOf(':');
-  return { host: v.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(v.slice(i + 1)) };
-}
+/** `0.0.0.0:8181` / `[::1]:8181` → fastify listen options (src/host-port.ts). */
+export { hostPort } from './host-port.js';

@@ -2,6 +2,7 @@
 // namespace and service-account views, the pure role decision, denial Events, and the credential cache
 // kept in step with the live pods (prefetch when a pod appears or its role changes, drop when no live pod
 // needs a session any more).
+import { baseRoleArnFor } from '../arn.js';
 import type { Config } from '../config.js';
 import type { CredentialCache } from '../credentials/cache.js';
 import type { CredentialIssuer, CredentialRequest } from '../credentials/types.js';
@@ -39,26 +40,15 @@ export interface KubeIdentity {
   stop(): void;
 }
 
-/** arn:<partition>:iam::<account>:role/ from the identity document (region → partition). */
-export function baseArnFor(accountId: string, region: string): string {
-  const partition = region.startsWith('cn-')
-    ? 'aws-cn'
-    : region.startsWith('us-gov-')
-      ? 'aws-us-gov'
-      : region.startsWith('us-iso')
-        ? region.startsWith('us-isob')
-          ? 'aws-iso-b'
-          : 'aws-iso'
-        : 'aws';
-  return `arn:${partition}:iam::${accountId}:role/`;
-}
+/** arn:<partition>:iam::<account>:role/ from the identity document (src/arn.ts). */
+export { baseRoleArnFor as baseArnFor } from '../arn.js';
 
 async function discoverBase(cfg: Config, d: KubeIdentityDeps): Promise<string | undefined> {
   if (cfg.baseRoleArn !== undefined) return cfg.baseRoleArn;
   if (d.upstream === undefined) return undefined;
   try {
     const doc = await d.upstream.identityDocument();
-    return baseArnFor(doc.accountId, doc.region);
+    return baseRoleArnFor(doc.accountId, doc.region);
   } catch (err) {
     d.logger.warn({ err: (err as Error).message }, 'account unknown: bare role names will be denied');
     return undefined;
