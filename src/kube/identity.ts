@@ -2,7 +2,6 @@
 // namespace and service-account views, the pure role decision, denial Events, and the credential cache
 // kept in step with the live pods (prefetch when a pod appears or its role changes, drop when no live pod
 // needs a session any more).
-import { baseRoleArnFor } from '../arn.js';
 import type { Config } from '../config.js';
 import type { CredentialCache } from '../credentials/cache.js';
 import type { CredentialIssuer, CredentialRequest } from '../credentials/types.js';
@@ -11,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import { startPodWatcher, type PodWatcher } from '../pods/watcher.js';
 import type { Clock, PodIdentity, PodLookup } from '../pods/types.js';
 import { decideRole, imdsv1For, type DecisionConfig, type DecisionInput } from '../roles/decide.js';
+import { buildDecisionConfig } from '../roles/decision-config.js';
 import type { Imdsv1Policy, RoleDecision, RoleResolver } from '../roles/types.js';
 import { kubeClientFor } from './client.js';
 import { createDenialEvents } from './events.js';
@@ -43,32 +43,16 @@ export interface KubeIdentity {
 /** arn:<partition>:iam::<account>:role/ from the identity document (src/arn.ts). */
 export { baseRoleArnFor as baseArnFor } from '../arn.js';
 
-async function discoverBase(cfg: Config, d: KubeIdentityDeps): Promise<string | undefined> {
-  if (cfg.baseRoleArn !== undefined) return cfg.baseRoleArn;
-  if (d.upstream === undefined) return undefined;
-  try {
-    const doc = await d.upstream.identityDocument();
-    return baseRoleArnFor(doc.accountId, doc.region);
-  } catch (err) {
-    d.logger.warn({ err: (err as Error).message }, 'account unknown: bare role names will be denied');
-    return undefined;
-  }
-}
-
 const isCache = (i: CredentialIssuer | undefined): i is CredentialCache =>
   i !== undefined && 'prefetch' in i && 'retain' in i && 'keyFor' in i;
 
 export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promise<KubeIdentity> {
   if (cfg.nodeName === undefined) throw new Error('--node-name is required for the Kubernetes pod watch');
   const client = d.kubeClient ?? kubeClientFor(cfg.kubeconfig);
-  const baseRoleArn = await discoverBase(cfg, d);
-  const config: DecisionConfig = {
-    ...(baseRoleArn !== undefined ? { baseRoleArn } : {}),
-    ...(cfg.defaultRole !== undefined ? { defaultRole: cfg.defaultRole } : {}),
-    ...(cfg.externalId !== undefined ? { externalId: cfg.externalId } : {}),
-    requireNamespaceAllow: cfg.requireNamespaceAllow,
-    namespaceRestrictionFormat: cfg.namespaceRestrictionFormat,
-  };
+  // The same builder as `imdsgate explain` (roles/decision-config.ts).
+  const config: DecisionConfig = await buildDecisionConfig(cfg, d.upstream, (err) =>
+    d.logger.warn({ err: err.message }, 'account unknown: bare role names will be denied'),
+  );
   const { logger, metrics, clock } = d;
   const namespaces = startNamespaceView(client, logger);
   const serviceAccounts = startServiceAccountView(client, logger);
