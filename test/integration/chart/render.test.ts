@@ -159,7 +159,7 @@ describe('the DaemonSet', () => {
     const accepts = (key: string, v: number) => {
       const env = { IMDSGATE_CREDENTIAL_MODE: 'web-identity', [envName(key)]: String(v) };
       try {
-        loadConfig(['--node-name', 'n'], env);
+        loadConfig(['--node-name', 'n', '--host-ip', '169.254.100.1'], env);
         return true;
       } catch {
         return false;
