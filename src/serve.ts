@@ -287,6 +287,8 @@ async function startInterception(
     podsRunning: async () => (await d.metrics.podsKnown.get()).values[0]?.value ?? 0,
     intervalMs: cfg.reconcileIntervalMs,
     ...(read !== undefined ? { read } : {}),
+    onReadError: (err) =>
+      d.logger.warn({ err: err.message }, 'interception self-check cannot read the node interfaces'),
     onChange(now, before) {
       if (now.ok)
         d.logger.info({ before: before?.reason }, 'interception self-check: pod interfaces matched');

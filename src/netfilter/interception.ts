@@ -115,21 +115,35 @@ export interface InterceptionMonitorOptions {
   /** Called on every change of state, and once for the first state when it is not ok. */
   readonly onChange: (now: InterceptionState, before: InterceptionState | undefined) => void;
   readonly read?: () => Promise<NetInterface[]>;
+  /** The interfaces could not be read (reported once until a read succeeds again). */
+  readonly onReadError?: (err: Error) => void;
 }
 
 export interface InterceptionMonitor {
   /** The last check's result; undefined before the first one. */
   state(): InterceptionState | undefined;
-  /** One check now (the first runs before start resolves). */
-  check(): Promise<InterceptionState>;
+  /** One check now (the first runs before start resolves); undefined when the interfaces cannot be read. */
+  check(): Promise<InterceptionState | undefined>;
   stop(): void;
 }
 
 export async function startInterceptionMonitor(o: InterceptionMonitorOptions): Promise<InterceptionMonitor> {
   const read = o.read ?? (() => readInterfaces());
   let last: InterceptionState | undefined;
+  let readFailed = false;
   const check = async () => {
-    const next = assessInterception(o.patterns, await read(), await o.podsRunning());
+    let ifaces: NetInterface[];
+    try {
+      ifaces = await read();
+      readFailed = false;
+    } catch (err) {
+      // sysfs unreadable (an unusual container runtime): the check cannot run; say so once, keep the last
+      // result rather than fail the agent or invent one.
+      if (!readFailed) o.onReadError?.(err as Error);
+      readFailed = true;
+      return last;
+    }
+    const next = assessInterception(o.patterns, ifaces, await o.podsRunning());
     const before = last;
     last = next;
     const changed = before === undefined ? !next.ok : before.ok !== next.ok || before.reason !== next.reason;

@@ -7,6 +7,7 @@ import {
   interfaceMatches,
   podInterfaces,
   readInterfaces,
+  startInterceptionMonitor,
   type NetInterface,
 } from '../../../src/netfilter/interception.js';
 
@@ -117,5 +118,38 @@ describe('readInterfaces (sysfs layout)', () => {
   });
   it("reads this machine's /sys/class/net", async () => {
     expect((await readInterfaces()).map((i) => i.name)).toContain('lo');
+  });
+});
+
+describe('startInterceptionMonitor', () => {
+  it('reports changes, and survives interfaces it cannot read', async () => {
+    let ifaces: NetInterface[] | Error = [veth('lxc1', 9)];
+    const changes: string[] = [];
+    const errors: string[] = [];
+    const m = await startInterceptionMonitor({
+      patterns: ['eni+'],
+      podsRunning: async () => 1,
+      intervalMs: 60_000,
+      read: async () => {
+        if (ifaces instanceof Error) throw ifaces;
+        return ifaces;
+      },
+      onChange: (now) => changes.push(now.reason || 'ok'),
+      onReadError: (e) => errors.push(e.message),
+    });
+    try {
+      expect(m.state()).toMatchObject({ ok: false, reason: 'unmatched_pod_interface' });
+      ifaces = new Error('EACCES /sys/class/net');
+      await m.check();
+      await m.check();
+      expect(errors).toEqual(['EACCES /sys/class/net']); // once
+      expect(m.state()).toMatchObject({ ok: false }); // the last result stands
+      ifaces = [veth('eni1', 9)];
+      await m.check();
+      expect(m.state()).toEqual({ ok: true, reason: '' });
+      expect(changes).toEqual(['unmatched_pod_interface', 'ok']);
+    } finally {
+      m.stop();
+    }
   });
 });
