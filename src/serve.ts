@@ -23,7 +23,6 @@ import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
 import type { InterceptionMonitor, NetInterface } from './netfilter/interception.js';
 import { createReadiness } from './readiness.js';
 import { hostPort } from './host-port.js';
-import type { NodeEvent } from './kube/node-events.js';
 
 /** What serve needs from an identity source (file map or the Kubernetes watch). */
 export interface Identity {
@@ -127,10 +126,10 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
       const installed = await (o.startRules ?? (() => startGuard(cfg, logger, metrics)))();
       cleanup.push(() => installed.stop());
       rules = installed;
-      const events = await nodeEventSender(cfg, { logger, clock });
-      if (events !== undefined) cleanup.push(() => events.close());
-      interception = await startInterception(cfg, { logger, metrics, events }, o.readInterfaces);
-      cleanup.push(() => interception?.stop());
+      const { startSelfCheck } = await import('./self-check.js');
+      const check = await startSelfCheck(cfg, { logger, metrics, clock }, o.readInterfaces);
+      interception = check.monitor;
+      cleanup.push(() => check.stop());
     }
     // Node-boot guard: the taint comes off only once /readyz is green (rules in place, pods synced).
     if (cfg.startupTaint !== undefined)
@@ -188,11 +187,11 @@ async function tokenSource(cfg: Config): Promise<(pod: PodIdentity) => Promise<s
   if (cfg.identityFile !== undefined) {
     throw new Error('--credential-mode=web-identity needs the Kubernetes API: unset --identity-file');
   }
-  const [{ loadKubeConfig }, { createTokenSource }] = await Promise.all([
+  const [{ kubeClientFor }, { createTokenSource }] = await Promise.all([
     import('./kube/client.js'),
     import('./kube/token.js'),
   ]);
-  return createTokenSource(loadKubeConfig(cfg.kubeconfig), cfg.tokenAudience);
+  return createTokenSource(kubeClientFor(cfg.kubeconfig), cfg.tokenAudience);
 }
 
 async function discoverRegion(upstream: UpstreamImds): Promise<string> {
@@ -218,12 +217,9 @@ async function startIdentity(
       metrics: d.metrics,
     });
   }
-  const mod = (await optionalImport('./kube/identity.js')) as
-    { startKubeIdentity?: (cfg: Config, deps: object) => Promise<Identity> } | undefined;
-  if (mod?.startKubeIdentity === undefined) {
-    throw new Error('the Kubernetes pod watch is not available in this build: pass --identity-file');
-  }
-  const kube = await mod.startKubeIdentity(cfg, {
+  // Loaded only in Kubernetes mode, so file mode never loads the Kubernetes client; typed all the same.
+  const { startKubeIdentity } = await import('./kube/identity.js');
+  const kube = await startKubeIdentity(cfg, {
     logger: d.logger,
     metrics: d.metrics,
     clock: d.clock,
@@ -271,55 +267,6 @@ async function watchOwnDaemonSet(cfg: Config, ref: string, logger: Logger) {
   };
 }
 
-/**
- * The interception self-check, every --reconcile-interval: logs, and in Kubernetes mode sends a Node
- * Event, on each change. Only with --manage-rules: without it this process does not know which rules
- * (if any) send pods here.
- */
-async function startInterception(
-  cfg: Config,
-  d: { logger: Logger; metrics: Metrics; events: { send: (e: NodeEvent) => Promise<void> } | undefined },
-  read: (() => Promise<NetInterface[]>) | undefined,
-): Promise<InterceptionMonitor> {
-  const { startInterceptionMonitor } = await import('./netfilter/interception.js');
-  return startInterceptionMonitor({
-    patterns: cfg.interfaces,
-    podsRunning: async () => (await d.metrics.podsKnown.get()).values[0]?.value ?? 0,
-    intervalMs: cfg.reconcileIntervalMs,
-    ...(read !== undefined ? { read } : {}),
-    onReadError: (err) =>
-      d.logger.warn({ err: err.message }, 'interception self-check cannot read the node interfaces'),
-    onChange(now, before) {
-      if (now.ok)
-        d.logger.info({ before: before?.reason }, 'interception self-check: pod interfaces matched');
-      else d.logger.error({ reason: now.reason, detail: now.detail }, 'interception self-check failed');
-      void d.events?.send(
-        now.ok
-          ? {
-              type: 'Normal',
-              reason: 'IMDSGateInterceptionOk',
-              message: 'every pod interface is intercepted',
-            }
-          : {
-              type: 'Warning',
-              reason: 'IMDSGateInterceptionBroken',
-              message: `${now.reason}: ${now.detail}`,
-            },
-      );
-    },
-  });
-}
-
-async function nodeEventSender(cfg: Config, d: { logger: Logger; clock: Clock }) {
-  if (cfg.identityFile !== undefined || cfg.nodeName === undefined) return undefined;
-  const [{ kubeClientFor }, { createNodeEvents }] = await Promise.all([
-    import('./kube/client.js'),
-    import('./kube/node-events.js'),
-  ]);
-  const client = kubeClientFor(cfg.kubeconfig);
-  return { send: createNodeEvents(client, { nodeName: cfg.nodeName, ...d }), close: () => client.close() };
-}
-
 async function startTaintGuard(
   cfg: Config,
   key: string,
@@ -337,17 +284,6 @@ async function startTaintGuard(
     guard.stop();
     await client.close();
   };
-}
-
-/** A module another issue may not have delivered yet: undefined when absent, other errors propagate. */
-async function optionalImport(spec: string): Promise<unknown> {
-  try {
-    return (await import(spec)) as unknown;
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(spec.slice(2, -3)))
-      return undefined;
-    throw err;
-  }
 }
 
 /** `0.0.0.0:8181` / `[::1]:8181` → fastify listen options (src/host-port.ts). */

@@ -7,8 +7,12 @@ import type { PathClass } from '../imds/paths.js';
 import type { Credentials } from '../credentials/types.js';
 import type { PodIdentity, PodLookupResult } from '../pods/types.js';
 import type { RoleDecision } from '../roles/types.js';
-import type { RequestContext } from './pipeline.js';
 import type { Answer, AppDeps } from './types.js';
+
+/** What this module writes of the pipeline's RequestContext (owned here: pipeline.ts imports this file). */
+interface DecisionContext {
+  decision?: DecisionLog;
+}
 
 /** Served credentials keep at least 25 minutes, so botocore never enters its expiry extension (§13 #26). */
 export const MIN_SERVED_VALIDITY_MS = 1500 * 1000;
@@ -32,7 +36,7 @@ export async function answerIam(
   deps: AppDeps,
   cls: IamClass,
   lookup: PodLookupResult,
-  ctx: RequestContext,
+  ctx: DecisionContext,
 ): Promise<Answer> {
   const decision = await decide(deps, lookup, ctx);
   if (!decision.allow) {
@@ -84,7 +88,7 @@ async function credentials(
 
 const ANSWERS = new WeakMap<Credentials, Answer>();
 
-async function decide(deps: AppDeps, lookup: PodLookupResult, ctx: RequestContext): Promise<RoleDecision> {
+async function decide(deps: AppDeps, lookup: PodLookupResult, ctx: DecisionContext): Promise<RoleDecision> {
   if (lookup.kind === 'conflict') deps.metrics.podIpConflicts.inc();
   let decision: RoleDecision;
   if (lookup.kind === 'found') {

@@ -6,7 +6,12 @@
 import { ImdsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../pods/types.js';
-import type { UpstreamResponse } from './upstream.js';
+
+/** What this module reads of an upstream answer (owned here: upstream.ts imports this file). */
+interface UpstreamAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+}
 
 export interface NodeCredentials {
   readonly accessKeyId: string;
@@ -20,7 +25,7 @@ const REFRESH_BEFORE_MS = 5 * 60_000;
 const MIN_REFETCH_MS = 60_000;
 
 export function createNodeCredentialSource(deps: {
-  forward: (m: 'GET', path: string) => Promise<UpstreamResponse>;
+  forward: (m: 'GET', path: string) => Promise<UpstreamAnswer>;
   clock: Clock;
   logger: Logger;
 }) {
