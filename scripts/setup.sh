@@ -28,7 +28,7 @@ printf '[setup] %s | node %s | npm %s | %s\n' "$(go version)" "$(node -v)" "$(np
 APT_PACKAGES=(iptables conntrack iproute2 prometheus openssl curl jq wrk awscli util-linux python3-venv
   ca-certificates)
 # Container image test (test/container): podman with runc, buildah, and debootstrap for a local base
-# image; installed with their recommends, as shared/docs/container-build.md tested them.
+# image; installed with their recommends (test/container/build-and-run.sh needs runc and buildah's helpers).
 # The node test bed (test/node): containerd as the kubelet's CRI runtime, the CNI plugins (bridge,
 # host-local, loopback) and socat for the unix-socket relays between the node's namespace and loopback.
 CONTAINER_PACKAGES=(podman buildah debootstrap runc containerd containernetworking-plugins socat)

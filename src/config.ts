@@ -236,7 +236,7 @@ export const OPTIONS = {
     default: '3600',
     help: 'STS session duration, 1800-43200 (3600 at most for assume-role: role chaining)',
     // STS accepts 900, but pods must always receive credentials with more than 25 min left (botocore's
-    // expiry-extension window, shared/docs/imds-protocol.md §13 #26), so a session shorter than 30 min
+    // expiry-extension window, docs/protocol.md §13 #26), so a session shorter than 30 min
     // could never be served.
     schema: int(1800, 43_200),
   },

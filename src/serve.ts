@@ -1,6 +1,6 @@
 // Composition root of `imdsgate serve`: builds the real parts in order, owns ports, readiness and
 // shutdown. Order matters for safety: the front door listens and is ready before interception rules are
-// installed, and rules stay in place on shutdown (design.md "Decisions already taken").
+// installed, and rules stay in place on shutdown (fail closed: README "How it works").
 //   config → logger/metrics → upstream (own IMDSv2 session) → region → credential issuer (STS + cache)
 //   → identity (file or Kubernetes) → front door + metrics server → rule guard (if --manage-rules)
 import { randomBytes } from 'node:crypto';

@@ -1,4 +1,4 @@
-// STS parameter bounds, checked before any call (shared/docs/imds-protocol.md §11, checklist 54-56, 60).
+// STS parameter bounds, checked before any call (docs/protocol.md §11, checklist 54-56, 60).
 // moto accepts a 1-char session name, DurationSeconds=100 and RoleArn=notanarn, so these checks are ours
 // alone: nothing else stands between a bad annotation and a malformed STS request. Pure functions.
 

@@ -1,5 +1,5 @@
 // The IAM paths the agent answers itself, for the calling pod only, under every version prefix and in the
-// `-extended` variant (imds-protocol.md §5, §13 #21-#38). Nothing here ever goes upstream: a pod with no
+// `-extended` variant (docs/protocol.md §5, §13 #21-#38). Nothing here ever goes upstream: a pod with no
 // identity or no allowed role gets 404, never the node's role.
 import { ImdsError } from '../errors.js';
 import { TEXT_PLAIN, accountOf, credentialsBody, iamInfoBody } from '../imds/format.js';

@@ -1,7 +1,7 @@
 // The node's own instance-profile credentials, read through the agent's upstream session: the signing
 // identity of the assume-role issuer (credentials/sts.ts). They are never served to a pod. They are
 // cached until 5 minutes before they expire, and refetched at most once a minute otherwise: a metadata
-// mock (amazon-ec2-metadata-mock) serves a fixed Expiration in 2020 (imds-protocol.md §8), which must
+// mock (amazon-ec2-metadata-mock) serves a fixed Expiration in 2020 (docs/protocol.md §8), which must
 // not turn into a fetch per STS call.
 import { ImdsError } from '../errors.js';
 import type { Logger } from '../logger.js';

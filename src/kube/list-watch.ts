@@ -1,5 +1,5 @@
 // A list+watch loop that does not give up (client-node 1.4's ListWatch stopped on the first non-410
-// error and had no backoff; shared/docs/style-anchors.md §4):
+// error and had no backoff):
 //   list (full view, resourceVersion) → watch from that version → on a clean end, watch again from the
 //   last version seen → on 410 Gone, relist → on any error (API server restart, network drop, a dead
 //   stream, a malformed line), back off exponentially and relist. Bookmarks keep the version fresh so
