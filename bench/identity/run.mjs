@@ -204,7 +204,6 @@ function startAgent(dist, env, flags = []) {
     env.kubeconfig,
     '--base-role-arn',
     'arn:aws:iam::123456789012:role/',
-    '--manage-rules=false', // the identity part only: no rules, so no --host-ip
   ];
   const child = fork(join(ROOT, 'bench/identity/agent.mjs'), [], {
     execArgv: ['--expose-gc', ...splitFlags(flags).node],
