@@ -11,6 +11,8 @@ import {
   type NetInterface,
 } from './netfilter/interception.js';
 import type { Clock } from './pods/types.js';
+import { networkInterfaces } from 'node:os';
+import { canonicalIpv6 } from './ip.js';
 
 export interface SelfCheck {
   readonly monitor: InterceptionMonitor;
@@ -28,6 +30,7 @@ export async function startSelfCheck(
     // The pod view's own count (pods with their own network on this node), as operators see it.
     podsRunning: async () => (await d.metrics.podsKnown.get()).values[0]?.value ?? 0,
     intervalMs: cfg.reconcileIntervalMs,
+    uplinks: () => uplinksHolding([cfg.hostIp, cfg.hostIpv6]),
     ...(read !== undefined ? { read } : {}),
     onReadError: (err) =>
       d.logger.warn({ err: err.message }, 'interception self-check cannot read the node interfaces'),
@@ -71,4 +74,13 @@ async function nodeEventSender(
   ]);
   const client = kubeClientFor(cfg.kubeconfig);
   return { send: createNodeEvents(client, { nodeName: cfg.nodeName, ...d }), close: () => client.close() };
+}
+
+/** Names of the interfaces (this network namespace) that hold one of the addresses: the node's uplinks. */
+export function uplinksHolding(addrs: readonly (string | undefined)[]): Set<string> {
+  const wanted = new Set(addrs.filter((a): a is string => a !== undefined).map(canonicalIpv6));
+  const names = new Set<string>();
+  for (const [name, list] of Object.entries(networkInterfaces()))
+    if (list?.some((a) => wanted.has(canonicalIpv6(a.address)))) names.add(name);
+  return names;
 }

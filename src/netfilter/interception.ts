@@ -9,7 +9,10 @@
 // without a peer, and `master` links a bridge port to its bridge
 // (https://www.kernel.org/doc/Documentation/ABI/testing/sysfs-class-net).
 // A pair with both ends in this namespace (Cilium's cilium_host/cilium_net: each one's iflink is the
-// other's ifindex) is not a pod interface.
+// other's ifindex) is not a pod interface, nor a device with a DEVTYPE in its uevent (vlan, vxlan, macvlan,
+// ipvlan, bridge ...: their iflink is a parent, not a peer; a veth declares none), nor the node's own uplink
+// (the interface that holds --host-ip: a node that is itself a container, as in kind, reaches the world
+// through a veth).
 //
 // What this does not see: a CNI that steers pod traffic past netfilter altogether (eBPF host routing), where
 // the interfaces match but the DNAT never runs. docs/troubleshooting.md says how to spot that.
@@ -24,6 +27,8 @@ export interface NetInterface {
   readonly iflink: number;
   /** Enslaved to a bridge (or bond): its traffic enters netfilter on the master. */
   readonly hasMaster: boolean;
+  /** DEVTYPE from uevent (vlan, vxlan, bridge ...); undefined for a veth or a physical device. */
+  readonly devType?: string | undefined;
 }
 
 export type InterceptionState =
@@ -40,11 +45,21 @@ export function interfaceMatches(pattern: string, name: string): boolean {
 }
 
 /** Host ends of veth pairs whose peer is in another namespace, not enslaved to a bridge. */
-export function podInterfaces(ifaces: readonly NetInterface[]): NetInterface[] {
+export function podInterfaces(
+  ifaces: readonly NetInterface[],
+  uplinks: ReadonlySet<string> = new Set(),
+): NetInterface[] {
   // ifindex is per namespace, so a pod-side index may equal a local one: a local pair points both ways.
   const byIndex = new Map(ifaces.map((i) => [i.ifindex, i]));
   const localPair = (i: NetInterface) => byIndex.get(i.iflink)?.iflink === i.ifindex;
-  return ifaces.filter((i) => i.iflink !== i.ifindex && !localPair(i) && !i.hasMaster);
+  return ifaces.filter(
+    (i) =>
+      i.iflink !== i.ifindex &&
+      !localPair(i) &&
+      !i.hasMaster &&
+      i.devType === undefined &&
+      !uplinks.has(i.name),
+  );
 }
 
 /**
@@ -55,13 +70,15 @@ export function assessInterception(
   patterns: readonly string[],
   ifaces: readonly NetInterface[],
   podsRunning: number,
+  /** The node's own uplinks (interfaces holding the host address): never pod interfaces. */
+  uplinks: ReadonlySet<string> = new Set(),
 ): InterceptionState {
   const spec = parseInterfaces(patterns);
   const intercepted = (name: string) => {
     const hit = spec.names.some((p) => interfaceMatches(p, name));
     return spec.mode === 'only' ? hit : !hit;
   };
-  const unmatched = podInterfaces(ifaces).filter((i) => !intercepted(i.name));
+  const unmatched = podInterfaces(ifaces, uplinks).filter((i) => !intercepted(i.name));
   if (unmatched.length > 0) {
     const names = unmatched.map((i) => i.name);
     return {
@@ -91,13 +108,16 @@ export async function readInterfaces(dir = '/sys/class/net'): Promise<NetInterfa
       () => false,
     );
   const all = await Promise.all(
-    names.map(async (name) => {
+    names.map(async (name): Promise<NetInterface | undefined> => {
       try {
         return {
           name,
           ifindex: await num(name, 'ifindex'),
           iflink: await num(name, 'iflink'),
           hasMaster: await exists(join(dir, name, 'master')),
+          devType: /^DEVTYPE=(.+)$/m.exec(
+            await readFile(join(dir, name, 'uevent'), 'utf8').catch(() => ''),
+          )?.[1],
         };
       } catch {
         return undefined; // the interface went away while we read it
@@ -115,6 +135,8 @@ export interface InterceptionMonitorOptions {
   /** Called on every change of state, and once for the first state when it is not ok. */
   readonly onChange: (now: InterceptionState, before: InterceptionState | undefined) => void;
   readonly read?: () => Promise<NetInterface[]>;
+  /** The node's own uplinks, asked at each check. */
+  readonly uplinks?: () => ReadonlySet<string>;
   /** The interfaces could not be read (reported once until a read succeeds again). */
   readonly onReadError?: (err: Error) => void;
 }
@@ -143,7 +165,7 @@ export async function startInterceptionMonitor(o: InterceptionMonitorOptions): P
       readFailed = true;
       return last;
     }
-    const next = assessInterception(o.patterns, ifaces, await o.podsRunning());
+    const next = assessInterception(o.patterns, ifaces, await o.podsRunning(), o.uplinks?.());
     const before = last;
     last = next;
     const changed = before === undefined ? !next.ok : before.ok !== next.ok || before.reason !== next.reason;

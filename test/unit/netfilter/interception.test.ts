@@ -37,6 +37,18 @@ describe('interfaceMatches (iptables -i)', () => {
 });
 
 describe('podInterfaces', () => {
+  it('skips devices with a DEVTYPE (vxlan, vlan: iflink is a parent) and the node uplink (kind: eth0 is a veth)', () => {
+    const ifaces = [
+      ...base,
+      { ...veth('flannel.1', 9), devType: 'vxlan' },
+      { ...veth('eth0.100', 10), devType: 'vlan' },
+      veth('kindeth', 11),
+      veth('cali1', 12),
+    ];
+    expect(podInterfaces(ifaces, new Set(['kindeth'])).map((i) => i.name)).toEqual(['cali1']);
+    expect(assessInterception(['cali+'], ifaces, 2, new Set(['kindeth']))).toEqual({ ok: true, reason: '' });
+  });
+
   it('keeps host ends of veths to other namespaces, not local pairs, bridge ports or devices', () => {
     const names = podInterfaces([...base, veth('lxc12ab', 9), veth('veth1', 10, true)]).map((i) => i.name);
     expect(names).toEqual(['lxc12ab']);
