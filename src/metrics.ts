@@ -230,6 +230,8 @@ type ClosedSetCounters =
   | 'credentialCache'
   | 'podWatchRestarts'
   | 'unknownPodWaits'
+  | 'sandboxWaits'
+  | 'connectionsRefused'
   | 'eventsEmitted'
   | 'tokenRejections';
 
@@ -240,7 +242,15 @@ function zeroClosedLabelSets(m: Record<ClosedSetCounters, Counter<string>>): voi
   zero(m.upstreamErrors, 'kind', ['timeout', 'connect', 'session']);
   zero(m.credentialCache, 'event', ['hit', 'miss', 'prefetch', 'refresh', 'stale_served', 'evict', 'error']);
   zero(m.podWatchRestarts, 'cause', ['gone', 'error', 'closed']);
-  zero(m.unknownPodWaits, 'outcome', ['found', 'timeout']);
+  zero(m.unknownPodWaits, 'outcome', ['found', 'timeout', 'over_limit']);
+  zero(m.sandboxWaits, 'outcome', ['bound', 'refused', 'over_limit']);
+  zero(m.connectionsRefused, 'reason', [
+    'source_connections',
+    'total_connections',
+    'source_requests',
+    'first_byte_timeout',
+    'request_timeout',
+  ]);
   zero(m.eventsEmitted, 'result', ['sent', 'suppressed', 'error']);
   // The token rejection reasons of http/pipeline.ts and imds/tokens.ts.
   zero(m.tokenRejections, 'reason', [
