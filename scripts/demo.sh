@@ -36,6 +36,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# The image's Node major, fetched by setup into the cache when the machine's node is another one.
+node_bin=$(bash scripts/pinned-node.sh bin)
+[ -z "$node_bin" ] || { PATH=$node_bin:$PATH; export PATH; }
+echo "node $(node -v)"
 
 say "a new node registers with the startup taint: no app pod may run before its agent is ready"
 run kubectl get node "$NODE_NAME" -o custom-columns=NAME:.metadata.name,READY:.status.conditions[-1].status,TAINTS:.spec.taints[*].key

@@ -28,7 +28,7 @@ printf '[setup] %s | node %s | npm %s | %s\n' "$(go version)" "$(node -v)" "$(np
 APT_PACKAGES=(iptables conntrack iproute2 prometheus openssl curl jq wrk awscli util-linux python3-venv
   ca-certificates)
 # Container image test (test/container): podman with runc, buildah, and debootstrap for a local base
-# image; installed with their recommends, as shared/docs/container-build.md tested them.
+# image; installed with their recommends (test/container/build-and-run.sh needs runc and buildah's helpers).
 # The node test bed (test/node): containerd as the kubelet's CRI runtime, the CNI plugins (bridge,
 # host-local, loopback) and socat for the unix-socket relays between the node's namespace and loopback.
 CONTAINER_PACKAGES=(podman buildah debootstrap runc containerd containernetworking-plugins socat)
@@ -52,6 +52,15 @@ if [ ${#need[@]} -gt 0 ] || [ ${#need_ctr[@]} -gt 0 ]; then
 else
   echo "[setup] all present"
 fi
+
+# The tests run on the image's Node major (the Dockerfile's pin): fetch it into the cache when the
+# machine's node is another major. Nothing global changes; npm test, .ci/run and the demo put it first on
+# PATH through scripts/pinned-node.sh.
+step "node runtime (the image's pinned version)"
+bash scripts/pinned-node.sh fetch
+node_bin=$(bash scripts/pinned-node.sh bin)
+[ -z "$node_bin" ] || { PATH=$node_bin:$PATH; export PATH; }
+echo "[setup] tests run on node $(node -v)"
 
 step "npm ci"
 if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then

@@ -5,13 +5,22 @@
 // stays resident for the agent's life on every node (bench/frontdoor RESULTS.md).
 import { parseArgs } from 'node:util';
 import * as v from 'valibot';
+import { checkBaseRoleArn, checkRoleArn, toRoleArn } from './arn.js';
+import { parseHostPort } from './host-port.js';
+import { ipFamily } from './ip.js';
+import { NetfilterError } from './netfilter/errors.js';
+import { dnatTarget, parseInterfaces } from './netfilter/render.js';
 import { SANDBOX_BINDING_MODES } from './pods/sandbox.js';
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
 const pattern = (re: RegExp, message: string) => v.pipe(v.string(), v.regex(re, message));
 const hostPort = v.pipe(
-  pattern(/^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/, 'must be HOST:PORT (IPv6 as [addr]:port)'),
-  v.check((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535'),
+  v.string(),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const r = parseHostPort(dataset.value);
+    if ('problem' in r) addIssue({ message: r.problem });
+  }),
 );
 const httpUrl = v.pipe(
   v.string(),
@@ -20,7 +29,14 @@ const httpUrl = v.pipe(
     'must be an http:// or https:// URL',
   ),
 );
-const roleArn = pattern(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN');
+// One ARN rule for flags, identity file, decision and STS (src/arn.ts): what one accepts, none refuses.
+const roleArn = v.pipe(
+  v.string(),
+  v.check(
+    (s) => checkRoleArn(s) === undefined,
+    'must be an IAM role ARN: arn:PARTITION:iam::ACCOUNT:role/[path/]name',
+  ),
+);
 const list = v.pipe(
   v.union([v.string(), v.array(v.string())]),
   v.transform((x) =>
@@ -221,7 +237,7 @@ export const OPTIONS = {
     default: '3600',
     help: 'STS session duration, 1800-43200 (3600 at most for assume-role: role chaining)',
     // STS accepts 900, but pods must always receive credentials with more than 25 min left (botocore's
-    // expiry-extension window, shared/docs/imds-protocol.md §13 #26), so a session shorter than 30 min
+    // expiry-extension window, docs/protocol.md §13 #26), so a session shorter than 30 min
     // could never be served.
     schema: int(1800, 43_200),
   },
@@ -240,16 +256,25 @@ export const OPTIONS = {
     kind: 'string',
     help: 'prefix that turns a bare role name into an ARN, e.g. arn:aws:iam::123456789012:role/',
     schema: optional(
-      pattern(
-        /^arn:aws[a-z-]*:iam::\d{12}:role\/([\w+=,.@-]+\/)*$/,
-        'must be arn:PARTITION:iam::ACCOUNT:role/[path/]',
+      v.pipe(
+        v.string(),
+        v.check((s) => checkBaseRoleArn(s) === undefined, 'must be arn:PARTITION:iam::ACCOUNT:role/[path/]'),
       ),
     ),
   },
   defaultRole: {
     kind: 'string',
     help: 'role for pods that name none (off by default; still subject to namespace policy)',
-    schema: optional(nonEmpty),
+    // A name (with --base-role-arn or the discovered account) or a full ARN, which must then be a valid one.
+    schema: optional(
+      v.pipe(
+        nonEmpty,
+        v.check(
+          (s) => 'arn' in toRoleArn(s, 'arn:aws:iam::000000000000:role/'),
+          'must be a role name or an IAM role ARN',
+        ),
+      ),
+    ),
   },
   requireNamespaceAllow: {
     kind: 'boolean',
@@ -266,19 +291,29 @@ export const OPTIONS = {
   interfaces: {
     kind: 'string',
     multiple: true,
-    default: 'eni+,cali+,veth+,cni0',
+    default: 'eni+,cali+,lxc+,veth+,cni0',
     help: 'pod-facing interface patterns intercepted; prefix with ! to intercept every interface but these',
     schema: list,
   },
   hostIp: {
     kind: 'string',
     help: 'node address the rules DNAT to (Downward API status.hostIP); default: the listen address',
-    schema: optional(v.pipe(v.string(), v.ipv4('must be an IPv4 address'))),
+    schema: optional(
+      v.pipe(
+        v.string(),
+        v.check((s) => ipFamily(s) === 'ipv4', 'must be an IPv4 address'),
+      ),
+    ),
   },
   hostIpv6: {
     kind: 'string',
     help: 'node IPv6 address the ip6tables rule DNATs to (with --ipv6); default: the listen address',
-    schema: optional(v.pipe(v.string(), v.ipv6('must be an IPv6 address'))),
+    schema: optional(
+      v.pipe(
+        v.string(),
+        v.check((s) => ipFamily(s) === 'ipv6', 'must be an IPv6 address'),
+      ),
+    ),
   },
   ipv6: {
     kind: 'boolean',
@@ -413,6 +448,23 @@ function crossChecks(cfg: v.InferOutput<typeof schema>, command: string): string
   // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining
   if (cfg.credentialMode === 'assume-role' && cfg.sessionDurationSeconds > 3600) {
     out.push('--session-duration-seconds: at most 3600 with --credential-mode=assume-role (role chaining)');
+  }
+  // The rules the agent (or `imdsgate rules`) will install: a bad --interfaces or a DNAT target that cannot
+  // be derived (--host-ip) is a usage error found here, before any port opens, not after.
+  if ((command === 'serve' && cfg.manageRules) || command === 'rules') {
+    const checks = [
+      () => parseInterfaces(cfg.interfaces),
+      () => dnatTarget('ipv4', cfg),
+      ...(cfg.ipv6 ? [() => dnatTarget('ipv6', cfg)] : []),
+    ];
+    for (const check of checks) {
+      try {
+        check();
+      } catch (err) {
+        if (!(err instanceof NetfilterError)) throw err;
+        out.push(err.message);
+      }
+    }
   }
   return out;
 }

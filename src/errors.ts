@@ -1,6 +1,6 @@
 // The error catalog: every error the agent can answer a pod with has a stable code, an HTTP status and
 // a message. One handler (http/) turns them into IMDS-shaped responses; docs/errors.md is kept in step
-// by a unit test. Bodies copy the XHTML template IMDS uses for 400/401/403/404 (shared/docs/imds-protocol.md §2);
+// by a unit test. Bodies copy the XHTML template IMDS uses for 400/401/403/404 (docs/protocol.md §2);
 // nothing in a body names a pod, an IP, a role or an upstream address.
 
 export const ERRORS = {

@@ -1,22 +1,59 @@
 // Every metric is defined here, once. Names follow Prometheus conventions: imdsgate_ prefix, _total on
 // counters, _seconds on durations. No label ever carries a pod name or an IP (cardinality, privacy);
 // namespace is the finest label. docs/metrics.md is kept in step by a unit test.
+import { createRequire } from 'node:module';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The package version (dist/ and src/ both sit one level below package.json). */
+export const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+/** A state the metrics read at scrape time; serve() wires the live checks in (see wireState). */
+export interface ScrapedState {
+  /** Resolves to true when the agent is ready (the same check as /readyz). */
+  ready(): Promise<boolean>;
+  /** Whether pod metadata traffic can reach the agent, and the reason when not (netfilter/interception.ts). */
+  interception(): { readonly ok: boolean; readonly reason: string } | undefined;
+}
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 export function createMetrics(registry: Registry = new Registry(), opts: { defaults?: boolean } = {}) {
   if (opts.defaults !== false) collectDefaultMetrics({ register: registry });
   const r = [registry];
-  return {
+  // Until serve() wires the live checks in: not ready, interception unknown (no series).
+  let state: ScrapedState = { ready: () => Promise.resolve(false), interception: () => undefined };
+  const metrics = {
     registry,
+    /** Replaces the state the scrape-time gauges read (serve() calls it once its parts exist). */
+    wireState(s: ScrapedState) {
+      state = s;
+    },
     buildInfo: new Gauge({
       name: 'imdsgate_build_info',
       help: 'Always 1; labels carry the version',
-      labelNames: ['version', 'node_version'],
+      labelNames: ['version', 'node_version', 'node_major'],
       registers: r,
     }),
-    ready: new Gauge({ name: 'imdsgate_ready', help: '1 when the agent reports ready', registers: r }),
+    // Computed at scrape time, so the gauge is true whether or not anything requests /readyz.
+    ready: new Gauge({
+      name: 'imdsgate_ready',
+      help: '1 when the agent reports ready (evaluated at scrape time, as /readyz)',
+      registers: r,
+      async collect() {
+        this.set((await state.ready().catch(() => false)) ? 1 : 0);
+      },
+    }),
+    interceptionOk: new Gauge({
+      name: 'imdsgate_interception_ok',
+      help: '1 when pod metadata traffic can reach the agent; 0 with the reason (interception self-check)',
+      labelNames: ['reason'],
+      registers: r,
+      collect() {
+        const s = state.interception();
+        this.reset();
+        if (s !== undefined) this.set({ reason: s.ok ? '' : s.reason }, s.ok ? 1 : 0);
+      },
+    }),
     requests: new Counter({
       name: 'imdsgate_requests_total',
       help: 'Pod requests by route class, method and status',
@@ -171,6 +208,60 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       registers: r,
     }),
   };
+  metrics.buildInfo.set(
+    {
+      version: VERSION,
+      node_version: process.versions.node,
+      node_major: process.versions.node.split('.')[0],
+    },
+    1,
+  );
+  zeroClosedLabelSets(metrics);
+  return metrics;
+}
+
+/**
+ * Counters whose label values form a closed set start at 0 for each value, so the series exist (and
+ * rate()/increase() and the alerts work) before the first event: a series that appears only with its first
+ * increment hides that increment from increase(). https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics
+ */
+type ClosedSetCounters =
+  | 'upstreamErrors'
+  | 'credentialCache'
+  | 'podWatchRestarts'
+  | 'unknownPodWaits'
+  | 'sandboxWaits'
+  | 'connectionsRefused'
+  | 'eventsEmitted'
+  | 'tokenRejections';
+
+function zeroClosedLabelSets(m: Record<ClosedSetCounters, Counter<string>>): void {
+  const zero = (c: Counter<string>, label: string, values: readonly string[]) => {
+    for (const v of values) c.inc({ [label]: v }, 0);
+  };
+  zero(m.upstreamErrors, 'kind', ['timeout', 'connect', 'session']);
+  zero(m.credentialCache, 'event', ['hit', 'miss', 'prefetch', 'refresh', 'stale_served', 'evict', 'error']);
+  zero(m.podWatchRestarts, 'cause', ['gone', 'error', 'closed']);
+  zero(m.unknownPodWaits, 'outcome', ['found', 'timeout', 'over_limit']);
+  zero(m.sandboxWaits, 'outcome', ['bound', 'refused', 'over_limit']);
+  zero(m.connectionsRefused, 'reason', [
+    'source_connections',
+    'total_connections',
+    'source_requests',
+    'first_byte_timeout',
+    'request_timeout',
+  ]);
+  zero(m.eventsEmitted, 'result', ['sent', 'suppressed', 'error']);
+  // The token rejection reasons of http/pipeline.ts and imds/tokens.ts.
+  zero(m.tokenRejections, 'reason', [
+    'missing',
+    'malformed',
+    'expired',
+    'bad_signature',
+    'versioned',
+    'forwarded_for',
+    'ttl_invalid',
+  ]);
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,6 +1,6 @@
 // Composition root of `imdsgate serve`: builds the real parts in order, owns ports, readiness and
 // shutdown. Order matters for safety: the front door listens and is ready before interception rules are
-// installed, and rules stay in place on shutdown (design.md "Decisions already taken").
+// installed, and rules stay in place on shutdown (fail closed: README "How it works").
 //   config → logger/metrics → upstream (own IMDSv2 session) → region → credential issuer (STS + cache)
 //   → identity (file or Kubernetes) → front door + metrics server → rule guard (if --manage-rules)
 import { randomBytes } from 'node:crypto';
@@ -20,6 +20,9 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { startFileIdentity } from './pods/file-identity.js';
 import { systemClock, type Clock, type PodIdentity, type PodLookup } from './pods/types.js';
 import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
+import type { InterceptionMonitor, NetInterface } from './netfilter/interception.js';
+import { createReadiness } from './readiness.js';
+import { hostPort } from './host-port.js';
 
 /** What serve needs from an identity source (file map or the Kubernetes watch). */
 export interface Identity {
@@ -37,8 +40,17 @@ export interface ServeOverrides {
   readonly upstream?: UpstreamImds;
   readonly identity?: Identity;
   readonly credentialIssuer?: CredentialIssuer;
-  /** Installs the rules and returns their stop(); the real one is the netfilter rule guard. */
-  readonly startRules?: () => Promise<() => Promise<void>>;
+  /** Installs the rules; the real one is the netfilter rule guard. */
+  readonly startRules?: () => Promise<Rules>;
+  /** Reads the node's interfaces for the interception self-check (default: /sys/class/net). */
+  readonly readInterfaces?: () => Promise<NetInterface[]>;
+}
+
+/** What serve needs of the interception rules once they are installed. */
+export interface Rules {
+  /** The last reconcile pass's problems; empty when every family's rules are in place. */
+  problems(): string[];
+  stop(): Promise<void>;
 }
 
 export interface Served {
@@ -88,8 +100,19 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     });
     // With --manage-rules, pods must not be scheduled (startup taint) nor the rollout proceed until the
     // interception rules exist: before that, a pod's packets still reach the real IMDS.
-    let rulesInPlace = !cfg.manageRules;
-    const notReady = async () => readiness(upstream, identity, metrics, rulesInPlace);
+    let rules: Rules | undefined;
+    let interception: InterceptionMonitor | undefined;
+    const notReady = createReadiness({
+      upstream,
+      identityReady: () => identity.podLookup.isReady(),
+      rules: () => (cfg.manageRules ? rules?.problems() : []),
+      interception: () => interception?.state(),
+      clock,
+    });
+    metrics.wireState({
+      ready: async () => (await notReady()).length === 0,
+      interception: () => interception?.state(),
+    });
     const metricsApp = buildMetricsApp({ registry: metrics.registry, notReady });
     cleanup.push(
       () => metricsApp.close(),
@@ -100,8 +123,13 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     logger.info({ listen, metrics: metricsAddr, upstream: cfg.upstream }, 'imdsgate serving');
 
     if (cfg.manageRules) {
-      cleanup.push(await (o.startRules ?? (() => startGuard(cfg, logger, metrics)))());
-      rulesInPlace = true;
+      const installed = await (o.startRules ?? (() => startGuard(cfg, logger, metrics)))();
+      cleanup.push(() => installed.stop());
+      rules = installed;
+      const { startSelfCheck } = await import('./self-check.js');
+      const check = await startSelfCheck(cfg, { logger, metrics, clock }, o.readInterfaces);
+      interception = check.monitor;
+      cleanup.push(() => check.stop());
     }
     // Node-boot guard: the taint comes off only once /readyz is green (rules in place, pods synced).
     if (cfg.startupTaint !== undefined)
@@ -118,20 +146,6 @@ const pick = (i: Identity) => ({
   roleResolver: i.roleResolver,
   imdsv1Policy: i.imdsv1Policy,
 });
-
-async function readiness(
-  upstream: UpstreamImds,
-  identity: Identity,
-  metrics: Metrics,
-  rulesInPlace: boolean,
-): Promise<string[]> {
-  const reasons: string[] = [];
-  if (!rulesInPlace) reasons.push('interception rules not installed');
-  if (!(await upstream.checkSession())) reasons.push('upstream session');
-  if (!identity.podLookup.isReady()) reasons.push('identity not synced, or pod view stale');
-  metrics.ready.set(reasons.length === 0 ? 1 : 0);
-  return reasons;
-}
 
 interface Deps {
   readonly upstream: UpstreamImds;
@@ -173,11 +187,11 @@ async function tokenSource(cfg: Config): Promise<(pod: PodIdentity) => Promise<s
   if (cfg.identityFile !== undefined) {
     throw new Error('--credential-mode=web-identity needs the Kubernetes API: unset --identity-file');
   }
-  const [{ loadKubeConfig }, { createTokenSource }] = await Promise.all([
+  const [{ kubeClientFor }, { createTokenSource }] = await Promise.all([
     import('./kube/client.js'),
     import('./kube/token.js'),
   ]);
-  return createTokenSource(loadKubeConfig(cfg.kubeconfig), cfg.tokenAudience);
+  return createTokenSource(kubeClientFor(cfg.kubeconfig), cfg.tokenAudience);
 }
 
 async function discoverRegion(upstream: UpstreamImds): Promise<string> {
@@ -203,12 +217,9 @@ async function startIdentity(
       metrics: d.metrics,
     });
   }
-  const mod = (await optionalImport('./kube/identity.js')) as
-    { startKubeIdentity?: (cfg: Config, deps: object) => Promise<Identity> } | undefined;
-  if (mod?.startKubeIdentity === undefined) {
-    throw new Error('the Kubernetes pod watch is not available in this build: pass --identity-file');
-  }
-  const kube = await mod.startKubeIdentity(cfg, {
+  // Loaded only in Kubernetes mode, so file mode never loads the Kubernetes client; typed all the same.
+  const { startKubeIdentity } = await import('./kube/identity.js');
+  const kube = await startKubeIdentity(cfg, {
     logger: d.logger,
     metrics: d.metrics,
     clock: d.clock,
@@ -218,17 +229,17 @@ async function startIdentity(
   return kube;
 }
 
-async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promise<() => Promise<void>> {
-  const mod = (await optionalImport('./netfilter/guard.js')) as
-    { startRuleGuard?: (cfg: Config, deps: object) => Promise<{ stop(): Promise<void> }> } | undefined;
-  if (mod?.startRuleGuard === undefined)
-    throw new Error('--manage-rules is set but the rule guard is not available');
+async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promise<Rules> {
+  const { startRuleGuard } = await import('./netfilter/guard.js');
   const owner = cfg.daemonset === undefined ? undefined : await watchOwnDaemonSet(cfg, cfg.daemonset, logger);
-  const guard = await mod.startRuleGuard(cfg, { logger, metrics });
-  return async () => {
-    await guard.stop();
-    if (owner !== undefined && (await owner.deleted())) await owner.removeRules();
-    owner?.stop();
+  const guard = await startRuleGuard(cfg, { logger, metrics });
+  return {
+    problems: () => guard.problems(),
+    async stop() {
+      await guard.stop();
+      if (owner !== undefined && (await owner.deleted())) await owner.removeRules();
+      owner?.stop();
+    },
   };
 }
 
@@ -275,19 +286,5 @@ async function startTaintGuard(
   };
 }
 
-/** A module another issue may not have delivered yet: undefined when absent, other errors propagate. */
-async function optionalImport(spec: string): Promise<unknown> {
-  try {
-    return (await import(spec)) as unknown;
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(spec.slice(2, -3)))
-      return undefined;
-    throw err;
-  }
-}
-
-/** `0.0.0.0:8181` / `[::1]:8181` → fastify listen options. */
-export function hostPort(v: string): { host: string; port: number } {
-  const i = v.lastIndexOf(':');
-  return { host: v.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(v.slice(i + 1)) };
-}
+/** `0.0.0.0:8181` / `[::1]:8181` → fastify listen options (src/host-port.ts). */
+export { hostPort } from './host-port.js';

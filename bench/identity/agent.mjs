@@ -21,7 +21,8 @@ const snapshot = () => {
 };
 const stages = { imported: snapshot() };
 
-const cfg = loadConfig(JSON.parse(process.env.IMDSGATE_BENCH_ARGS), {});
+// The identity part only: no interception rules, so no --host-ip either.
+const cfg = loadConfig(JSON.parse(process.env.IMDSGATE_BENCH_ARGS), { IMDSGATE_MANAGE_RULES: 'false' });
 const metrics = createMetrics();
 const logger = createLogger('error');
 const issuer = createAssumeRoleIssuer({

@@ -4,7 +4,9 @@ import type { V1Namespace, V1Pod, V1ServiceAccount } from '@kubernetes/client-no
 import { ConfigError, loadConfig } from '../config.js';
 import { kubeClientFor } from '../kube/client.js';
 import { keptAnnotations } from '../pods/index.js';
+import type { Config } from '../config.js';
 import { explainRole, imdsv1For, type DecisionConfig } from '../roles/decide.js';
+import { buildDecisionConfig } from '../roles/decision-config.js';
 
 const USAGE = 'usage: imdsgate explain --namespace N --pod P [--kubeconfig PATH] [agent flags...]';
 
@@ -38,7 +40,9 @@ export async function run(
   }
   let cfg;
   try {
-    cfg = loadConfig(rest.includes('--node-name') ? rest : [...rest, '--node-name', 'explain']);
+    cfg = loadConfig(rest.includes('--node-name') ? rest : [...rest, '--node-name', 'explain'], process.env, {
+      command: 'explain',
+    });
   } catch (e) {
     err.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
     return 2;
@@ -59,13 +63,8 @@ export async function run(
   } finally {
     await client.close();
   }
-  const config: DecisionConfig = {
-    ...(cfg.baseRoleArn !== undefined ? { baseRoleArn: cfg.baseRoleArn } : {}),
-    ...(cfg.defaultRole !== undefined ? { defaultRole: cfg.defaultRole } : {}),
-    ...(cfg.externalId !== undefined ? { externalId: cfg.externalId } : {}),
-    requireNamespaceAllow: cfg.requireNamespaceAllow,
-    namespaceRestrictionFormat: cfg.namespaceRestrictionFormat,
-  };
+  const notes: string[] = [];
+  const config = await explainDecisionConfig(cfg, rest, notes);
   const input = {
     pod: { namespace, name: podName, annotations: keptAnnotations(pod.metadata?.annotations) },
     serviceAccount: sa ? { annotations: keptAnnotations(sa.metadata?.annotations) } : undefined,
@@ -82,6 +81,7 @@ export async function run(
     `  service account annotations: ${JSON.stringify(input.serviceAccount?.annotations ?? null)}`,
     `  namespace annotations: ${JSON.stringify(input.namespace?.annotations ?? null)}`,
     `  config: ${JSON.stringify(config)}`,
+    ...notes.map((n) => `  note: ${n}`),
     'rules applied:',
     ...steps.map((s) => `  ${s}`),
     `imdsv1: ${v1.policy}${v1.problem ? ` (${v1.problem})` : ''}`,
@@ -91,4 +91,39 @@ export async function run(
   ];
   out.write(`${lines.join('\n')}\n`);
   return decision.allow ? 0 : 1;
+}
+
+/**
+ * The agent's decision config (roles/decision-config.ts), base-ARN discovery included. The account comes
+ * from the metadata service only where the agent would ask it: inside a pod (in-cluster credentials, as
+ * `kubectl exec <agent-pod> -- imdsgate explain`) or with an explicit --upstream. From a workstation the
+ * default address would be the workstation's own metadata service, a different account.
+ */
+async function explainDecisionConfig(cfg: Config, argv: string[], notes: string[]): Promise<DecisionConfig> {
+  const explicitUpstream = argv.some((a) => a.startsWith('--upstream')) || process.env.IMDSGATE_UPSTREAM;
+  const inPod = cfg.kubeconfig === undefined && process.env.KUBERNETES_SERVICE_HOST !== undefined;
+  if (cfg.baseRoleArn !== undefined || !(explicitUpstream || inPod)) {
+    if (cfg.baseRoleArn === undefined)
+      notes.push('account unknown: pass --base-role-arn, or run inside the agent pod, for bare role names');
+    return buildDecisionConfig(cfg, undefined);
+  }
+  const [{ createUpstream }, { createMetrics }, { createLogger }] = await Promise.all([
+    import('../imds/upstream.js'),
+    import('../metrics.js'),
+    import('../logger.js'),
+  ]);
+  const upstream = createUpstream({
+    url: cfg.upstream,
+    timeoutMs: cfg.upstreamTimeoutMs,
+    clock: Date.now,
+    metrics: createMetrics(undefined, { defaults: false }),
+    logger: createLogger('silent'),
+  });
+  try {
+    return await buildDecisionConfig(cfg, upstream, (e) =>
+      notes.push(`account unknown (${e.message}): bare role names are denied, as the agent would`),
+    );
+  } finally {
+    await upstream.close();
+  }
 }

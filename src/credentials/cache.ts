@@ -1,6 +1,7 @@
 // The refreshing credential cache; it implements CredentialIssuer, so callers cannot tell it from STS.
 // Keyed by everything that shapes the session (issuer.keyFor: role, session name, external ID, tags),
-// unlike kube2iam, which keys by role ARN and reuses the first caller's session (shared/docs/peers.md).
+// unlike kube2iam, which keys by role ARN and reuses the first caller's session
+// (https://github.com/jtblin/kube2iam).
 //  - one in-flight STS call per key (aws/eks-pod-identity-agent#34);
 //  - refresh in the background once fewer than refreshBeforeSeconds remain; pods are only ever served
 //    credentials with more than minRemainingSeconds left (SDKs refresh 5-15 min before expiry and would

@@ -1,6 +1,6 @@
 // One STS call, measured and mapped: the SDK client both issuers share, and the translation of STS
 // answers into Credentials or ImdsError('CREDENTIALS_UNAVAILABLE'). An STS 4xx/5xx is never passed on
-// as 200 credentials (imds-protocol.md §13 item 59).
+// as 200 credentials (docs/protocol.md §13 item 59).
 //
 // Every call is bounded (STS_LIMITS): the SDK's Node handler cuts a connect that takes too long and,
 // with throwOnRequestTimeout (without it, it only logs a warning: setRequestTimeout in
@@ -43,7 +43,7 @@ export const STS_LIMITS: Readonly<Record<'connectMs' | 'firstByteMs' | 'idleMs' 
   totalMs: 5000,
 };
 
-/** Regional endpoint (imds-protocol.md §11; checklist 57), never the global sts.amazonaws.com. */
+/** Regional endpoint (docs/protocol.md §11; checklist 57), never the global sts.amazonaws.com. */
 export function regionalStsEndpoint(region: string): string {
   const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
   return `https://sts.${region}.${suffix}`;

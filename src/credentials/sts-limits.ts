@@ -1,4 +1,4 @@
-// STS parameter bounds, checked before any call (shared/docs/imds-protocol.md §11, checklist 54-56, 60).
+// STS parameter bounds, checked before any call (docs/protocol.md §11, checklist 54-56, 60).
 // moto accepts a 1-char session name, DurationSeconds=100 and RoleArn=notanarn, so these checks are ours
 // alone: nothing else stands between a bad annotation and a malformed STS request. Pure functions.
 
@@ -9,8 +9,8 @@ export const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
 /** botocore STS model: tagKeyType 1-128, tagValueType 0-256, both [\p{L}\p{Z}\p{N}_.:/=+\-@]. */
 const TAG_CHARS = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
 export const MAX_TAGS = 50;
-/** IAM role ARN as STS accepts it for AssumeRole (partition aws, aws-cn, aws-us-gov, ...). */
-export const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
+// The role ARN rule is shared with the flags, the identity file and the role decision: src/arn.ts.
+export { ROLE_ARN, checkRoleArn } from '../arn.js';
 
 export const MIN_DURATION = 900;
 export const MAX_DURATION = 43_200;
@@ -29,10 +29,6 @@ export function checkSessionName(name: string): string | undefined {
 
 export function checkExternalId(id: string): string | undefined {
   return EXTERNAL_ID.test(id) ? undefined : 'ExternalId must be 2-1224 characters of [\\w+=,.@:/-]';
-}
-
-export function checkRoleArn(arn: string): string | undefined {
-  return arn.length <= 2048 && ROLE_ARN.test(arn) ? undefined : `not an IAM role ARN: "${arn.slice(0, 200)}"`;
 }
 
 export function checkDuration(seconds: number, chained: boolean): string | undefined {

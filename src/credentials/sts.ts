@@ -1,6 +1,6 @@
 // assume-role mode (kube2iam's model): the node's own credentials, fetched from the upstream IMDS by the
 // front door and refreshed there, sign sts:AssumeRole for the pod's role. Every parameter is checked
-// against the STS bounds before the call (imds-protocol.md §13 items 54-57).
+// against the STS bounds before the call (docs/protocol.md §13 items 54-57).
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { ImdsError } from '../errors.js';
 import type { Logger } from '../logger.js';

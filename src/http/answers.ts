@@ -8,7 +8,7 @@ export const SERVER_HEADER = 'EC2ws';
 export function errorAnswer(err: unknown): Answer {
   const code: ErrorCode = err instanceof ImdsError ? err.code : 'INTERNAL_ERROR';
   if (code === 'FORWARDED_FOR_REJECTED') {
-    // imds-protocol.md §2: 403, text/plain, content-length 0.
+    // docs/protocol.md §2: 403, text/plain, content-length 0.
     return { status: 403, contentType: 'text/plain', body: '' };
   }
   return { status: ERRORS[code].status, contentType: 'text/html', body: imdsErrorBody(code) };

@@ -124,6 +124,23 @@ function onClientError(err: Error & { code?: string }, socket: Socket, limits: F
     : err.code === 'HPE_HEADER_OVERFLOW'
       ? 'HEADERS_TOO_LARGE'
       : 'BAD_REQUEST';
-  if (socket.writable) socket.end(rawErrorResponse(code));
-  else socket.destroy();
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  if (timedOut) {
+    socket.end(rawErrorResponse(code)); // nothing more is coming: close at once
+    return;
+  }
+  // Lingering close (RFC 9112 §9.6): closing while the client's request is still arriving makes the kernel
+  // answer with a reset, which can discard our answer before the client reads it (Node 24 closes such
+  // sockets at once). So answer, read and drop what still comes until the client's FIN, then close; a
+  // client that keeps sending is cut off after LINGER_MS.
+  socket.write(rawErrorResponse(code));
+  socket.on('data', () => undefined);
+  socket.once('end', () => socket.end());
+  socket.resume();
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
+
+const LINGER_MS = 1000;

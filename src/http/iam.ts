@@ -1,5 +1,5 @@
 // The IAM paths the agent answers itself, for the calling pod only, under every version prefix and in the
-// `-extended` variant (imds-protocol.md §5, §13 #21-#38). Nothing here ever goes upstream: a pod with no
+// `-extended` variant (docs/protocol.md §5, §13 #21-#38). Nothing here ever goes upstream: a pod with no
 // identity or no allowed role gets 404, never the node's role.
 import { ImdsError } from '../errors.js';
 import { TEXT_PLAIN, accountOf, credentialsBody, iamInfoBody } from '../imds/format.js';
@@ -7,8 +7,12 @@ import type { PathClass } from '../imds/paths.js';
 import type { Credentials } from '../credentials/types.js';
 import type { PodIdentity, PodLookupResult } from '../pods/types.js';
 import type { RoleDecision } from '../roles/types.js';
-import type { RequestContext } from './pipeline.js';
 import type { Answer, AppDeps } from './types.js';
+
+/** What this module writes of the pipeline's RequestContext (owned here: pipeline.ts imports this file). */
+interface DecisionContext {
+  decision?: DecisionLog;
+}
 
 /** Served credentials keep at least 25 minutes, so botocore never enters its expiry extension (§13 #26). */
 export const MIN_SERVED_VALIDITY_MS = 1500 * 1000;
@@ -32,7 +36,7 @@ export async function answerIam(
   deps: AppDeps,
   cls: IamClass,
   lookup: PodLookupResult,
-  ctx: RequestContext,
+  ctx: DecisionContext,
 ): Promise<Answer> {
   const decision = await decide(deps, lookup, ctx);
   if (!decision.allow) {
@@ -84,7 +88,7 @@ async function credentials(
 
 const ANSWERS = new WeakMap<Credentials, Answer>();
 
-async function decide(deps: AppDeps, lookup: PodLookupResult, ctx: RequestContext): Promise<RoleDecision> {
+async function decide(deps: AppDeps, lookup: PodLookupResult, ctx: DecisionContext): Promise<RoleDecision> {
   if (lookup.kind === 'conflict') deps.metrics.podIpConflicts.inc();
   let decision: RoleDecision;
   if (lookup.kind === 'found') {

@@ -10,13 +10,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { rawErrorResponse } from './answers.js';
+import type { LimitsConfig } from './types.js';
 
-export interface LimitsConfig {
-  readonly maxConnections: number;
-  readonly maxConnectionsPerSource: number;
-  readonly maxRequestsPerSource: number;
-  readonly headersTimeoutMs: number;
-}
+export type { LimitsConfig };
 
 export type RefusalReason =
   'source_connections' | 'total_connections' | 'source_requests' | 'first_byte_timeout' | 'request_timeout';

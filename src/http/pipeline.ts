@@ -71,7 +71,7 @@ export function createPipeline(deps: AppDeps) {
   async function mintToken(req: PodRequest, versioned: boolean): Promise<Answer> {
     if (req.method !== 'PUT') throw new ImdsError('METHOD_NOT_ALLOWED', `${req.method} on the token path`);
     if (versioned) throw reject('versioned', 'TOKEN_PATH_VERSIONED');
-    // IMDS refuses a token PUT that went through a proxy (UG-v2; imds-protocol.md §0.2, §13 #9).
+    // IMDS refuses a token PUT that went through a proxy (UG-v2; docs/protocol.md §0.2, §13 #9).
     if (req.headers['x-forwarded-for'] !== undefined) throw reject('forwarded_for', 'FORWARDED_FOR_REJECTED');
     const ttl = parseTtl(req.headers[TTL_HEADER]);
     if (ttl === undefined) throw reject('ttl_invalid', 'TOKEN_TTL_INVALID');

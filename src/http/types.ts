@@ -6,9 +6,17 @@ import type { UpstreamImds } from '../imds/upstream.js';
 import type { TokenService } from '../imds/tokens.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { LimitsConfig } from './limits.js';
 import type { Clock, PodLookup } from '../pods/types.js';
 import type { Imdsv1Policy, RoleResolver } from '../roles/types.js';
+
+/** The front door's connection and request limits (http/limits.ts enforces them; defined here so that
+ * limits.ts, which imports answers.ts, is not imported back through this file). */
+export interface LimitsConfig {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerSource: number;
+  readonly maxRequestsPerSource: number;
+  readonly headersTimeoutMs: number;
+}
 
 export interface AppDeps {
   readonly config: Pick<Config, 'imdsv1' | 'allowPath' | 'denyPath'> & LimitsConfig;

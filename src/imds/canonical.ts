@@ -1,7 +1,7 @@
 // Canonicalisation of a request target: one pure function from the raw target a pod sent to the single
 // path every later decision (token, credentials, path policy, forwarding) is made on. Anything that could
 // be read two ways by two parsers (ours, undici's, the real IMDS's) is refused, never forwarded
-// (shared/docs/imds-protocol.md §13 #33). The rules, and why:
+// (docs/protocol.md §13 #33). The rules, and why:
 // - origin-form only (RFC 9112 §3.2.1): absolute-form, authority-form and `*` name no IMDS path;
 // - no query, fragment or `;` path parameter: IMDS has none, and servers disagree about `;` (Tomcat-style);
 // - no backslash, control character, NUL, space or non-ASCII byte: some servers fold `\` into `/`;

@@ -1,4 +1,4 @@
-// IMDS response bodies the agent writes itself: credential JSON (UG-iam, imds-protocol.md §5.3), the
+// IMDS response bodies the agent writes itself: credential JSON (UG-iam, docs/protocol.md §5.3), the
 // `-extended` variant with AccountId (§5.4), iam/info (§5.1) and listings. IMDS pretty-prints JSON with
 // two spaces and `"Key" : "value"`; clients parse it as JSON, the spelling only keeps `curl` output
 // familiar. Content type is text/plain, as IMDS sends it (§2, §13 #37).

@@ -1,12 +1,17 @@
 // The node's own instance-profile credentials, read through the agent's upstream session: the signing
 // identity of the assume-role issuer (credentials/sts.ts). They are never served to a pod. They are
 // cached until 5 minutes before they expire, and refetched at most once a minute otherwise: a metadata
-// mock (amazon-ec2-metadata-mock) serves a fixed Expiration in 2020 (imds-protocol.md §8), which must
+// mock (amazon-ec2-metadata-mock) serves a fixed Expiration in 2020 (docs/protocol.md §8), which must
 // not turn into a fetch per STS call.
 import { ImdsError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../pods/types.js';
-import type { UpstreamResponse } from './upstream.js';
+
+/** What this module reads of an upstream answer (owned here: upstream.ts imports this file). */
+interface UpstreamAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+}
 
 export interface NodeCredentials {
   readonly accessKeyId: string;
@@ -20,7 +25,7 @@ const REFRESH_BEFORE_MS = 5 * 60_000;
 const MIN_REFETCH_MS = 60_000;
 
 export function createNodeCredentialSource(deps: {
-  forward: (m: 'GET', path: string) => Promise<UpstreamResponse>;
+  forward: (m: 'GET', path: string) => Promise<UpstreamAnswer>;
   clock: Clock;
   logger: Logger;
 }) {

@@ -1,6 +1,6 @@
 // Classification of canonical paths (canonical.ts) and the path policy for everything not answered by
 // the agent itself. Credential, token and IAM paths are recognised under every API version prefix
-// (`latest`, `1.0`, `2007-01-19`, any YYYY-MM-DD; imds-protocol.md §0.1, §13 #31) and, case-insensitively,
+// (`latest`, `1.0`, `2007-01-19`, any YYYY-MM-DD; docs/protocol.md §0.1, §13 #31) and, case-insensitively,
 // in any spelling: a spelling that differs from the real one is refused, never forwarded (§13 #33).
 //
 // Policy for the rest, in order (deny wins):

@@ -2,7 +2,7 @@
 // A token is stateless: `v1.<expiry ms>.<nonce>.<HMAC-SHA256(key, binding)>`, where the binding is the
 // caller's source IP and pod identity (UID, namespace/name). A token therefore fails on another pod, on a
 // new pod that reuses the IP, after the TTL, and after an agent restart (new random key), which SDKs
-// handle by asking for a new token (401 → re-PUT; imds-protocol.md §6.3). No state means no memory
+// handle by asking for a new token (401 → re-PUT; docs/protocol.md §6.3). No state means no memory
 // growth however many tokens pods ask for ("no practical limit on concurrent tokens", §3).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../pods/types.js';

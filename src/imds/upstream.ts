@@ -1,5 +1,5 @@
 // The agent's own client to the real IMDS: one keep-alive undici Pool, one IMDSv2 session of the agent's
-// own (pods' tokens are never relayed; imds-protocol.md §0.6, §3), and only the headers the agent chooses,
+// own (pods' tokens are never relayed; docs/protocol.md §0.6, §3), and only the headers the agent chooses,
 // so no X-Forwarded-For / Forwarded / Via ever reaches IMDS (§0.2, §13 #10). No retries beyond one
 // re-PUT after upstream rejects our session token, so a throttled upstream (429) is not hit harder (§13 #17).
 // A pod's forward() ends by `timeoutMs` in all, session PUT and retry included; exchange.ts bounds each
@@ -97,7 +97,7 @@ export function createUpstream(opts: UpstreamOptions): UpstreamImds {
       throw err;
     }
     if (res.status === 200 && res.body.length > 0) {
-      // AEMM and IMDS echo the TTL; moto does not (imds-protocol.md §9), so assume what we asked for.
+      // AEMM and IMDS echo the TTL; moto does not (docs/protocol.md §9), so assume what we asked for.
       return { mode: 'v2', token: res.body.toString('latin1').trim(), refreshAt: refreshAt(now) };
     }
     if (res.status === 403 || res.status === 404 || res.status === 405) {

@@ -8,6 +8,3 @@ export type { KubeClient } from './rest.js';
 export function kubeClientFor(kubeconfig: string | undefined): KubeClient {
   return createKubeClient(kubeconfig !== undefined ? fromKubeconfigFile(kubeconfig) : fromCluster());
 }
-
-/** The name serve.ts imports (it once returned client-node's KubeConfig); same as kubeClientFor. */
-export const loadKubeConfig = kubeClientFor;

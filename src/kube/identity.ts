@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import { startPodWatcher, type PodWatcher } from '../pods/watcher.js';
 import type { Clock, PodIdentity, PodLookup } from '../pods/types.js';
 import { decideRole, imdsv1For, type DecisionConfig, type DecisionInput } from '../roles/decide.js';
+import { buildDecisionConfig } from '../roles/decision-config.js';
 import type { Imdsv1Policy, RoleDecision, RoleResolver } from '../roles/types.js';
 import { kubeClientFor } from './client.js';
 import { createDenialEvents } from './events.js';
@@ -39,31 +40,8 @@ export interface KubeIdentity {
   stop(): void;
 }
 
-/** arn:<partition>:iam::<account>:role/ from the identity document (region → partition). */
-export function baseArnFor(accountId: string, region: string): string {
-  const partition = region.startsWith('cn-')
-    ? 'aws-cn'
-    : region.startsWith('us-gov-')
-      ? 'aws-us-gov'
-      : region.startsWith('us-iso')
-        ? region.startsWith('us-isob')
-          ? 'aws-iso-b'
-          : 'aws-iso'
-        : 'aws';
-  return `arn:${partition}:iam::${accountId}:role/`;
-}
-
-async function discoverBase(cfg: Config, d: KubeIdentityDeps): Promise<string | undefined> {
-  if (cfg.baseRoleArn !== undefined) return cfg.baseRoleArn;
-  if (d.upstream === undefined) return undefined;
-  try {
-    const doc = await d.upstream.identityDocument();
-    return baseArnFor(doc.accountId, doc.region);
-  } catch (err) {
-    d.logger.warn({ err: (err as Error).message }, 'account unknown: bare role names will be denied');
-    return undefined;
-  }
-}
+/** arn:<partition>:iam::<account>:role/ from the identity document (src/arn.ts). */
+export { baseRoleArnFor as baseArnFor } from '../arn.js';
 
 const isCache = (i: CredentialIssuer | undefined): i is CredentialCache =>
   i !== undefined && 'prefetch' in i && 'retain' in i && 'keyFor' in i;
@@ -71,14 +49,10 @@ const isCache = (i: CredentialIssuer | undefined): i is CredentialCache =>
 export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promise<KubeIdentity> {
   if (cfg.nodeName === undefined) throw new Error('--node-name is required for the Kubernetes pod watch');
   const client = d.kubeClient ?? kubeClientFor(cfg.kubeconfig);
-  const baseRoleArn = await discoverBase(cfg, d);
-  const config: DecisionConfig = {
-    ...(baseRoleArn !== undefined ? { baseRoleArn } : {}),
-    ...(cfg.defaultRole !== undefined ? { defaultRole: cfg.defaultRole } : {}),
-    ...(cfg.externalId !== undefined ? { externalId: cfg.externalId } : {}),
-    requireNamespaceAllow: cfg.requireNamespaceAllow,
-    namespaceRestrictionFormat: cfg.namespaceRestrictionFormat,
-  };
+  // The same builder as `imdsgate explain` (roles/decision-config.ts).
+  const config: DecisionConfig = await buildDecisionConfig(cfg, d.upstream, (err) =>
+    d.logger.warn({ err: err.message }, 'account unknown: bare role names will be denied'),
+  );
   const { logger, metrics, clock } = d;
   // The pod view's staleness limit covers the annotation views too: a decision needs all three.
   const viewOpts = { clock, maxStalenessSeconds: cfg.maxPodViewStalenessSeconds };

@@ -1,13 +1,15 @@
 // Where the API server is and how to authenticate to it: a kubeconfig file (--kubeconfig: tests,
 // `explain` from a workstation) or the pod's own service account (the DaemonSet). Only what the agent
-// needs is read: server, CA, client certificate, bearer token or token file, insecure-skip-tls-verify.
-// exec and auth-provider plugins are refused with a clear message instead of being half-supported.
+// needs is read: server, CA, client certificate, bearer token, token file or exec plugin (token only,
+// exec-credential.ts), insecure-skip-tls-verify. auth-provider plugins (removed from kubectl in 1.26) are
+// refused with a clear message instead of being half-supported.
 // Kubeconfig semantics follow https://kubernetes.io/docs/reference/config-api/kubeconfig.v1/ (relative
 // file paths are relative to the kubeconfig's own directory).
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parseYaml } from '../yaml.js';
+import { ExecCredentialError, execToken, parseExec } from './exec-credential.js';
 
 export class KubeconfigError extends Error {
   override readonly name = 'KubeconfigError';
@@ -139,18 +141,17 @@ export function parseKubeconfig(text: string, file: string): KubeTarget {
   const cluster = named(cfg.clusters, str(context, 'cluster') ?? '', 'cluster', file);
   const userName = str(context, 'user');
   const user = userName === undefined ? {} : named(cfg.users, userName, 'user', file);
-  for (const plugin of ['exec', 'auth-provider'] as const) {
-    if (user[plugin] !== undefined) {
-      throw new KubeconfigError(
-        `${file}: user "${userName}" uses ${plugin}, which imdsgate does not support`,
-      );
-    }
+  if (user['auth-provider'] !== undefined) {
+    throw new KubeconfigError(
+      `${file}: user "${userName}" uses auth-provider, which imdsgate does not support (use an exec plugin)`,
+    );
   }
   const server = str(cluster, 'server');
   if (server === undefined || !/^https?:\/\//.test(server)) {
     throw new KubeconfigError(`${file}: cluster server must be an http(s) URL, got ${String(server)}`);
   }
   const base = dirname(resolve(file));
+  const exec = user.exec as Entry | undefined;
   const token = str(user, 'token');
   const tokenFile = str(user, 'tokenFile');
   const cert = material(user, 'client-certificate', base, file);
@@ -170,7 +171,9 @@ export function parseKubeconfig(text: string, file: string): KubeTarget {
       ? { token: staticToken(token) }
       : tokenFile !== undefined
         ? { token: fileToken(resolve(base, tokenFile)) }
-        : {}),
+        : exec !== undefined
+          ? { token: execTokenFor(exec, base, file) }
+          : {}),
     source: file,
   };
 }
@@ -183,4 +186,13 @@ export function fromKubeconfigFile(file: string): KubeTarget {
     throw new KubeconfigError(`cannot read kubeconfig ${file}: ${(err as Error).message}`, { cause: err });
   }
   return parseKubeconfig(text, file);
+}
+
+function execTokenFor(exec: Entry, base: string, file: string): TokenProvider {
+  try {
+    return execToken(parseExec(exec, base, file));
+  } catch (err) {
+    if (err instanceof ExecCredentialError) throw new KubeconfigError(err.message, { cause: err });
+    throw err;
+  }
 }

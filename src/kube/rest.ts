@@ -6,7 +6,7 @@
 import { Pool, request as undiciRequest } from '../undici.js';
 import { DEFAULT_RATE_LIMIT, createTokenBucket, parseRetryAfter, type RateLimit } from './backoff.js';
 import type { KubeTarget } from './kubeconfig.js';
-import { WatchStreamError, parseEvent, readLines } from './watch-stream.js';
+import { WatchStreamError, parseEvent, readLines, type WatchEvent } from './watch-stream.js';
 
 export { WatchStreamError } from './watch-stream.js';
 
@@ -24,11 +24,7 @@ export class KubeApiError extends Error {
   }
 }
 
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-export interface WatchEvent<T> {
-  readonly type: WatchEventType;
-  readonly object: T;
-}
+export type { WatchEvent, WatchEventType } from './watch-stream.js';
 
 export type Query = Record<string, string | number | boolean | undefined>;
 

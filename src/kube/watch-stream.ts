@@ -1,6 +1,11 @@
 // The watch stream's framing: the API server's JSON-lines stream, one WatchEvent per line, split across
 // chunks anywhere: https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
-import type { WatchEvent, WatchEventType } from './rest.js';
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+export interface WatchEvent<T> {
+  readonly type: WatchEventType;
+  readonly object: T;
+}
 
 /** The watch stream broke its protocol (a line that is not a WatchEvent). */
 export class WatchStreamError extends Error {

@@ -1,6 +1,6 @@
 // Which iptables backend the node uses. Our rules must go where kube-proxy and the CNI put theirs: rules
 // in the other backend are evaluated too, but in an order nobody chose (kubernetes-sigs/iptables-wrappers
-// README), and Bottlerocket/AL2023-era nodes may lack legacy modules entirely (peers.md §3.3).
+// README), and recent node images may lack the legacy kernel modules entirely.
 //
 // Detection follows iptables-wrappers' iptables-wrapper-installer.sh, which kube-proxy's image uses:
 //   1. kubelet's hint chains (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY in mangle) in nft → nft;

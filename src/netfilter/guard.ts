@@ -28,6 +28,8 @@ export interface GuardDeps {
 
 export interface RuleGuard {
   readonly backend: Backend;
+  /** What the last reconcile pass found wrong, per family (empty: every family's rules in place). */
+  problems(): string[];
   /** One reconcile pass now (tests, and the loop itself). */
   reconcile(): Promise<void>;
   /** Ends the loop after any pass in flight; the rules stay in place. */
@@ -37,7 +39,7 @@ export interface RuleGuard {
 /** Resolves once the rules are installed; rejects (having written nothing) on a config/permission/binary error. */
 export async function startRuleGuard(cfg: GuardConfig, deps: GuardDeps): Promise<RuleGuard> {
   const logger = deps.logger.child({ component: 'netfilter' });
-  const { backend, pass } = await prepare(cfg, { ...deps, logger });
+  const { backend, pass, problems } = await prepare(cfg, { ...deps, logger });
   await pass(true);
 
   let stopped = false;
@@ -54,6 +56,7 @@ export async function startRuleGuard(cfg: GuardConfig, deps: GuardDeps): Promise
   schedule();
   return {
     backend,
+    problems,
     reconcile: () => pass(false),
     async stop() {
       stopped = true;
@@ -81,11 +84,11 @@ async function prepare(cfg: GuardConfig, deps: GuardDeps) {
       : logOverride(cfg.iptablesBackend, deps.logger);
   const ipt = createIptables(runner, backend);
   await ipt.preflight(rules.map((r) => r.family));
-  const unserialized = reconciler(ipt, rules, deps);
+  const { run, problems } = reconciler(ipt, rules, deps);
   let last: Promise<void> = Promise.resolve();
   // Passes never overlap: a test's reconcile() and the timer's pass queue behind each other.
-  const pass = (initial: boolean) => (last = last.then(() => unserialized(initial)));
-  return { backend, pass };
+  const pass = (initial: boolean) => (last = last.then(() => run(initial)));
+  return { backend, pass, problems };
 }
 
 function logOverride(backend: Backend, logger: Logger): Backend {
@@ -93,11 +96,21 @@ function logOverride(backend: Backend, logger: Logger): Backend {
   return backend;
 }
 
-/** One pass over every family. The first pass throws; later ones count and log errors and go on. */
+/**
+ * One pass over every family. The first pass throws; later ones count and log errors and go on, and the
+ * family counts as not in place (readiness, imdsgate_rules_installed) until a pass succeeds again.
+ */
 function reconciler(ipt: Iptables, rules: readonly FamilyRules[], deps: GuardDeps) {
   const { logger, metrics } = deps;
   const now = deps.now ?? (() => performance.now());
-  return async (initial: boolean): Promise<void> => {
+  const failed = new Map<string, string>(rules.map((r) => [r.family, 'not installed yet']));
+  for (const { family } of rules) {
+    // The series exist from the start, so increase() in the alerts sees the first repair or error.
+    metrics.rulesRepairs.inc({ family }, 0);
+    metrics.rulesReconcileErrors.inc({ family }, 0);
+  }
+  const problems = () => [...failed].map(([family, why]) => `interception rules (${family}): ${why}`);
+  const run = async (initial: boolean): Promise<void> => {
     const started = now();
     for (const r of rules) {
       const family = r.family;
@@ -117,13 +130,16 @@ function reconciler(ipt: Iptables, rules: readonly FamilyRules[], deps: GuardDep
         if (initial)
           logger.info({ family, backend: ipt.backend, rules: r.chains }, 'interception rules installed');
         metrics.rulesInstalled.set({ family }, 1);
+        failed.delete(family);
       } catch (err) {
         if (initial) throw err;
         metrics.rulesReconcileErrors.inc({ family });
         metrics.rulesInstalled.set({ family }, 0);
+        failed.set(family, `last reconcile failed: ${(err as Error).message}`.slice(0, 200));
         logger.error({ family, err }, 'reconciling interception rules failed; will retry');
       }
     }
     metrics.rulesReconcileDuration.observe((now() - started) / 1000);
   };
+  return { run, problems };
 }

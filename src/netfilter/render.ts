@@ -16,6 +16,8 @@
 // bridge (cni0) the check can only say "from the bridge"; pods on one bridge rely on the bridge's own
 // ARP/MAC protections (Azure/aad-pod-identity docs on kubenet ARP spoofing). The rp_filter sysctl would do
 // the same for all traffic of an interface; the match limits it to metadata traffic and changes nothing else.
+import { hostPort } from '../host-port.js';
+import { canonicalIpv6, ipFamily, isLoopback, isUnspecified } from '../ip.js';
 import { NetfilterError } from './errors.js';
 
 export type Family = 'ipv4' | 'ipv6';
@@ -109,12 +111,8 @@ function chainRules(family: Family, ifaces: Interfaces, tail: string): string[] 
 
 /** `ADDR:PORT` (IPv6 `[ADDR]:PORT`) the pods are sent to: the host address and the agent's listen port. */
 export function dnatTarget(family: Family, opts: RuleOptions): string {
-  const { host, port } = splitHostPort(opts.listen);
-  const listenFamily: Family | undefined = host.includes(':')
-    ? 'ipv6'
-    : /^[\d.]+$/.test(host)
-      ? 'ipv4'
-      : undefined;
+  const { host, port } = hostPort(opts.listen);
+  const listenFamily: Family | undefined = ipFamily(host);
   const explicit = family === 'ipv4' ? opts.hostIp : opts.hostIpv6;
   const flag = family === 'ipv4' ? '--host-ip' : '--host-ipv6';
   const addr = explicit ?? (listenFamily === family ? host : undefined);
@@ -125,7 +123,7 @@ export function dnatTarget(family: Family, opts: RuleOptions): string {
     );
   }
   // The kernel drops packets DNATed from another interface to 127.0.0.0/8 unless route_localnet=1.
-  if (addr.startsWith('127.') || addr === '::1' || isMetadata(addr)) {
+  if (isLoopback(addr) || isMetadata(addr)) {
     throw new NetfilterError(
       'config',
       `${flag} ${addr}: must be a node address reachable from pods (not loopback, not the metadata address)`,
@@ -134,18 +132,7 @@ export function dnatTarget(family: Family, opts: RuleOptions): string {
   return family === 'ipv4' ? `${addr}:${port}` : `[${canonicalIpv6(addr)}]:${port}`;
 }
 
-function splitHostPort(listen: string): { host: string; port: string } {
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: listen.slice(i + 1) };
-}
-
-const isUnspecified = (a: string) => a === '0.0.0.0' || canonicalIpv6Safe(a) === '::';
-const isMetadata = (a: string) =>
-  a === METADATA_ADDRESS.ipv4 || canonicalIpv6Safe(a) === METADATA_ADDRESS.ipv6;
-const canonicalIpv6Safe = (a: string) => (a.includes(':') ? canonicalIpv6(a) : a);
-/** RFC 5952 form, which is what `ip6tables -S` prints, so desired and actual compare as strings. */
-const canonicalIpv6 = (a: string) => new URL(`http://[${a}]/`).hostname.slice(1, -1);
+const isMetadata = (a: string) => a === METADATA_ADDRESS.ipv4 || canonicalIpv6(a) === METADATA_ADDRESS.ipv6;
 
 /** What `iptables -S CHAIN` prints when the chain holds exactly the desired rules. */
 export function expectedListing(rules: FamilyRules, table: Table): string[] {

@@ -12,7 +12,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { isIP } from 'node:net';
+import { ipFamily, normalizeIp } from '../ip.js';
 import * as v from 'valibot';
 import { parseYaml } from '../yaml.js';
 import { roleArnSchema } from '../config.js';
@@ -29,7 +29,7 @@ const fileSchema = v.object({
         {
           ip: v.pipe(
             v.string(),
-            v.check((s) => isIP(s) !== 0, 'must be an IP address'),
+            v.check((s) => ipFamily(s) !== undefined, 'must be an IP address'),
           ),
           namespace: nonEmpty,
           name: nonEmpty,
@@ -174,10 +174,7 @@ function resolve(view: View, pod: PodIdentity): RoleDecision {
   };
 }
 
-/** `::ffff:10.0.0.5` (an IPv4 caller on a dual-stack socket) is 10.0.0.5. */
-export function normalizeIp(ip: string): string {
-  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
-}
+export { normalizeIp };
 
 function publish(view: View, metrics?: Metrics): void {
   metrics?.podsKnown.set(view.byIp.size);

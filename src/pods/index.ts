@@ -4,7 +4,7 @@
 // and two live pods claiming one IP make a conflict: the caller gets nothing. Terminating pods (deletion
 // timestamp set) stay in the index, marked, so that their IP still conflicts with a newcomer's; whether
 // they keep their identity is the sandbox binding's call (sandbox.ts), not the index's.
-import { isIP } from 'node:net';
+import { canonicalIp } from '../ip.js';
 import type { PodIdentity, PodLookupResult } from './types.js';
 
 /** The fields of a Kubernetes V1Pod the index reads (structurally compatible with V1Pod). */
@@ -36,16 +36,7 @@ export function keptAnnotations(all: Readonly<Record<string, string>> | undefine
 }
 
 /** One spelling per address: IPv4-mapped IPv6 → IPv4, IPv6 lower-case and compressed. */
-export function canonicalIp(raw: string): string | undefined {
-  let ip = raw.trim();
-  if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped?.[1] !== undefined) ip = mapped[1];
-  const family = isIP(ip);
-  if (family === 4) return ip;
-  if (family !== 6) return undefined;
-  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-}
+export { canonicalIp };
 
 /** The pod as the index keeps it, or a reason it is not a live, identifiable pod. */
 export function toLivePod(p: PodLike): IndexedPod | { skip: string } {

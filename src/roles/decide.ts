@@ -1,6 +1,7 @@
 // The role decision: pod, service-account and namespace annotations plus configuration → RoleDecision.
 // Pure and synchronous; docs/roles.md holds the precedence table this file implements, row by row.
-import { checkExternalId, checkRoleArn } from '../credentials/sts-limits.js';
+import { toRoleArn } from '../arn.js';
+import { checkExternalId } from '../credentials/sts-limits.js';
 import type { RoleDecision } from './types.js';
 import { compilePattern, patternAllows, type PatternFormat, type RolePattern } from './patterns.js';
 
@@ -45,26 +46,13 @@ export interface Explained {
   readonly steps: readonly string[];
 }
 
-const ROLE_NAME = /^(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
-
 const deny = (reason: Extract<RoleDecision, { allow: false }>['reason'], detail: string): RoleDecision => ({
   allow: false,
   reason,
   detail,
 });
 
-/** A role name or ARN → ARN, or a problem. */
-export function toRoleArn(value: string, base: string | undefined): { arn: string } | { problem: string } {
-  if (value.startsWith('arn:')) {
-    const bad = checkRoleArn(value);
-    return bad === undefined ? { arn: value } : { problem: bad };
-  }
-  if (!ROLE_NAME.test(value)) return { problem: `not a role name or ARN: "${value.slice(0, 200)}"` };
-  if (base === undefined) return { problem: `role name "${value}" needs --base-role-arn (account unknown)` };
-  const arn = `${base}${value}`;
-  const bad = checkRoleArn(arn);
-  return bad === undefined ? { arn } : { problem: bad };
-}
+export { toRoleArn };
 
 interface Chosen {
   readonly value: string;

@@ -1,7 +1,7 @@
 // Namespace role patterns (pure). kube2iam's allowed-roles entries are globs (only `*`, which also
 // matches `/`) or regular expressions; kiam's permitted annotation is one regular expression. Every
 // regular expression is anchored: kube2iam's unanchored regexp.MatchString let `app` allow `evil-app-admin`
-// (shared/docs/peers.md §2.1). A pattern that names a bare role (no `arn:`) only ever matches roles of the
+// (https://github.com/jtblin/kube2iam#namespace-restrictions). A pattern that names a bare role (no `arn:`) only ever matches roles of the
 // base account, never the same name in another account.
 
 export type PatternFormat = 'glob' | 'regexp';

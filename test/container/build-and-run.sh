@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the imdsgate image from the repository's Dockerfile and runs it, on a machine with no Docker
-# engine and no registry (shared/docs/container-build.md): debootstrap → podman import as the base,
+# engine and no registry: debootstrap → podman import as the base,
 # podman + runc, builds with --network host, containers with --network none or inside a network
 # namespace this script creates. It checks:
 #   1. `imdsgate --version` in the image equals package.json's version;

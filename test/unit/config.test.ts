@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, envName, flagName, loadConfig } from '../../src/config.js';
 
-const base = ['--identity-file', '/tmp/x.yaml'];
+// --host-ip: the default --listen (0.0.0.0) names no address the rules could DNAT to.
+const base = ['--identity-file', '/tmp/x.yaml', '--host-ip', '169.254.100.1'];
 
 describe('loadConfig', () => {
   it('applies defaults and freezes the result', () => {
     const cfg = loadConfig(base, {});
     expect(cfg.listen).toBe('0.0.0.0:8181');
     expect(cfg.imdsv1).toBe('allow');
-    expect(cfg.interfaces).toEqual(['eni+', 'cali+', 'veth+', 'cni0']);
+    expect(cfg.interfaces).toEqual(['eni+', 'cali+', 'lxc+', 'veth+', 'cni0']);
     expect(Object.isFrozen(cfg)).toBe(true);
   });
 
@@ -77,17 +78,52 @@ describe('startup taint', () => {
     [{ IMDSGATE_BASE_ROLE_ARN: 'arn:aws:iam::1:role/' }, /--base-role-arn .*arn:PARTITION/],
     [{ IMDSGATE_LOG_LEVEL: 'loud' }, /--log-level .*one of trace\|debug/],
   ])('names the option, the rule and the value: %o', (env, why) => {
-    expect(() => loadConfig(base, env)).toThrow(why);
+    expect(() => loadConfig(['--identity-file', '/tmp/x.yaml'], env)).toThrow(why);
   });
 
   it('reads booleans and numbers from variables; an empty variable means unset', () => {
     const cfg = loadConfig(base, {
       IMDSGATE_IPV6: 'TRUE',
+      IMDSGATE_HOST_IPV6: 'fd00:100::1',
       IMDSGATE_UPSTREAM_TIMEOUT_MS: '900',
       IMDSGATE_REGION: '',
     });
     expect(cfg).toMatchObject({ ipv6: true, upstreamTimeoutMs: 900 });
     expect(cfg.region).toBeUndefined();
     expect(loadConfig(base, { IMDSGATE_MANAGE_RULES: '0' }).manageRules).toBe(false);
+  });
+});
+
+describe('the rules are validated with the rest of the configuration (exit 2, no port opened)', () => {
+  it.each([
+    [['--interfaces', 'eni+,!eth0'], /--interfaces: mix of "!name" and "name"/],
+    [['--interfaces', 'much-too-long-name0'], /--interfaces: "much-too-long-name0" is not an interface name/],
+    [[], /--host-ip is required: --listen 0.0.0.0:8181 does not name one ipv4 address/],
+    [['--host-ip', '127.0.0.1'], /--host-ip 127.0.0.1: must be a node address reachable from pods/],
+  ])('%j', (args, why) => {
+    expect(() => loadConfig(['--identity-file', '/tmp/x.yaml', ...args], {})).toThrow(why);
+  });
+
+  it('listed together with the other problems', () => {
+    try {
+      loadConfig(
+        ['--identity-file', '/tmp/x.yaml', '--interfaces', 'a+,!b', '--session-duration-seconds', '7200'],
+        {},
+      );
+      expect.unreachable();
+    } catch (e) {
+      expect((e as ConfigError).problems).toEqual([
+        expect.stringMatching(/role chaining/),
+        expect.stringMatching(/--interfaces: mix/),
+        expect.stringMatching(/--host-ip is required/),
+      ]);
+    }
+  });
+
+  it('not checked when the agent does not manage the rules, nor for uninstall', () => {
+    expect(
+      loadConfig(['--identity-file', '/tmp/x.yaml'], { IMDSGATE_MANAGE_RULES: 'false' }).manageRules,
+    ).toBe(false);
+    expect(loadConfig([], {}, { command: 'uninstall' }).iptablesBackend).toBe('auto');
   });
 });

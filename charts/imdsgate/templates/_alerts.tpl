@@ -1,6 +1,7 @@
 {{/*
 imdsgate.alertGroups are the Prometheus rule groups of the PrometheusRule (docs/observability.md).
-The test suite renders them and runs `promtool check rules` on them. Label "node" comes from the
+The test suite renders them, runs `promtool check rules` on them, and makes each alert fire and clear
+with `promtool test rules` (test/integration/chart/alerts.test.ts). Label "node" comes from the
 monitors' relabeling; "pod_namespace" of imdsgate_decisions_total is the calling pod's namespace.
 */}}
 {{- define "imdsgate.alertGroups" -}}
@@ -41,6 +42,14 @@ monitors' relabeling; "pod_namespace" of imdsgate_decisions_total is the calling
       annotations:
         summary: Interception rules ({{ "{{ $labels.family }}" }}) missing on {{ "{{ $labels.node }}" }}
         description: Pods on this node may reach the real metadata service and the node's credentials.
+    - alert: ImdsgateInterceptionBroken
+      expr: imdsgate_interception_ok == 0
+      for: 5m
+      labels:
+        severity: critical
+      annotations:
+        summary: Pod metadata traffic on {{ "{{ $labels.node }}" }} does not reach imdsgate ({{ "{{ $labels.reason }}" }})
+        description: A pod interface is not matched by config.interfaces, so its pods may reach the node's own metadata service. See docs/troubleshooting.md "Interception self-check".
     - alert: ImdsgateRulesRepaired
       expr: increase(imdsgate_rules_repairs_total[15m]) > 0
       labels:

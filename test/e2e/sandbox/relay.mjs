@@ -6,7 +6,7 @@
 // address or rule added to the machine's own namespace.
 //
 // usage: node relay.mjs 127.0.0.1:PORT=/path/to.sock [...]
-// Plain JavaScript: it starts under `ip netns exec` with node alone (Node 20 does not run TypeScript).
+// Plain JavaScript: it starts under `ip netns exec` with node alone (it must not depend on Node type stripping or a build step).
 import { createConnection, createServer } from 'node:net';
 
 const pairs = process.argv.slice(2).map((arg) => {

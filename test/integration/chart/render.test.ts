@@ -135,7 +135,7 @@ describe('the DaemonSet', () => {
       expect(env, `config.${key}`).toHaveProperty(envName(key));
     }
     expect(env.IMDSGATE_ALLOW_PATH).toBe('/a/*,/b');
-    expect(env.IMDSGATE_INTERFACES).toBe('eni+,cali+,veth+,cni0');
+    expect(env.IMDSGATE_INTERFACES).toBe('eni+,cali+,lxc+,veth+,cni0');
     expect(env.IMDSGATE_SESSION_DURATION_SECONDS).toBe('3600');
     expect(env.IMDSGATE_UPSTREAM_TIMEOUT_MS).toBe('800');
   });
@@ -159,7 +159,7 @@ describe('the DaemonSet', () => {
     const accepts = (key: string, v: number) => {
       const env = { IMDSGATE_CREDENTIAL_MODE: 'web-identity', [envName(key)]: String(v) };
       try {
-        loadConfig(['--node-name', 'n'], env);
+        loadConfig(['--node-name', 'n', '--host-ip', '169.254.100.1'], env);
         return true;
       } catch {
         return false;
@@ -308,7 +308,7 @@ describe('observability pack', () => {
     writeFileSync(file, stringify({ groups: (rule.spec as { groups: unknown }).groups }));
     const r = await execa(promtool(), ['check', 'rules', file], { reject: false });
     rmSync(dir, { recursive: true, force: true });
-    expect(r.stdout + r.stderr).toMatch(/SUCCESS: 10 rules found/);
+    expect(r.stdout + r.stderr).toMatch(/SUCCESS: 11 rules found/);
     expect(r.exitCode).toBe(0);
   });
 

@@ -1,4 +1,4 @@
-// Conformance checklist §13 #39-#49: real SDK clients get the pod's credentials through the agent, and
+// docs/protocol.md §13 (conformance checklist) #39-#49: real SDK clients get the pod's credentials through the agent, and
 // their fallback behaviours are asserted. A recording proxy sits between client and agent (it adds no
 // header) and can script the token PUT answer to provoke a fallback; GETs always reach the real agent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Conformance checklist §13 #21-#38 and #58: credential paths served by the real agent with real STS
+// docs/protocol.md §13 (conformance checklist) #21-#38 and #58: credential paths served by the real agent with real STS
 // (moto) credentials, signed by the node credentials the agent reads from amazon-ec2-metadata-mock. Two
 // pods: 127.0.0.1 has a role, 127.0.0.2 has none (the source address is the pod's identity).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

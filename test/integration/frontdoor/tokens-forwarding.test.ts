@@ -1,4 +1,4 @@
-// Conformance checklist §13 #1-#20 (imds-protocol.md): the real agent in front of real
+// docs/protocol.md §13 (conformance checklist) #1-#20 (docs/protocol.md): the real agent in front of real
 // amazon-ec2-metadata-mock (optional-token mode), through a recording proxy that sees every upstream request.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

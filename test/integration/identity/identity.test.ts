@@ -24,6 +24,8 @@ import {
   waitUntil,
 } from './support.js';
 
+// The identity source alone: no interception rules, so no --host-ip either.
+const NO_RULES = { IMDSGATE_MANAGE_RULES: 'false' };
 const run = randomBytes(3).toString('hex');
 const NODE = `node-${run}`;
 const NS = `id-${run}`;
@@ -65,7 +67,7 @@ describe('kube identity (least-privilege agent)', () => {
         '--unknown-pod-wait-ms',
         '400',
       ],
-      {},
+      NO_RULES,
     );
     const issuer = createAssumeRoleIssuer({
       region: 'us-east-1',
@@ -296,7 +298,10 @@ describe('a missing permission', () => {
     }));
     const kubeconfig = await agentKubeconfig('imdsgate-agent-nons', rules);
     const d = deps();
-    const cfg = loadConfig(['--node-name', NODE, '--kubeconfig', kubeconfig, '--base-role-arn', BASE], {});
+    const cfg = loadConfig(
+      ['--node-name', NODE, '--kubeconfig', kubeconfig, '--base-role-arn', BASE],
+      NO_RULES,
+    );
     const id = await startKubeIdentity(cfg, { logger: d.logger, metrics: d.metrics, clock: Date.now });
     await new Promise((r) => setTimeout(r, 1500));
     expect(id.podLookup.isReady()).toBe(false);
@@ -307,7 +312,10 @@ describe('a missing permission', () => {
     const rules = AGENT_RULES.filter((r) => !r.resources?.includes('events'));
     const kubeconfig = await agentKubeconfig('imdsgate-agent-noev', rules);
     const d = deps();
-    const cfg = loadConfig(['--node-name', NODE, '--kubeconfig', kubeconfig, '--base-role-arn', BASE], {});
+    const cfg = loadConfig(
+      ['--node-name', NODE, '--kubeconfig', kubeconfig, '--base-role-arn', BASE],
+      NO_RULES,
+    );
     const id = await startKubeIdentity(cfg, { logger: d.logger, metrics: d.metrics, clock: Date.now });
     await id.synced;
     const pod: PodIdentity = {

@@ -49,7 +49,7 @@ describe.each(['auto', 'off'] as const)('Terminating pods with --sandbox-binding
         '300',
         `--sandbox-binding=${mode}`,
       ],
-      {},
+      { IMDSGATE_MANAGE_RULES: 'false' }, // the identity source alone: no rules, so no --host-ip
     );
     const d = deps();
     identity = await startKubeIdentity(cfg, { logger: d.logger, metrics: d.metrics, clock: Date.now });

@@ -48,7 +48,7 @@ export interface Harness {
 /** The front-door limits at their shipped defaults. */
 const { maxConnections, maxConnectionsPerSource, maxRequestsPerSource, headersTimeoutMs } = loadConfig(
   ['--identity-file=unused.yaml'],
-  {},
+  { IMDSGATE_MANAGE_RULES: 'false' },
 );
 const LIMIT_DEFAULTS = { maxConnections, maxConnectionsPerSource, maxRequestsPerSource, headersTimeoutMs };
 

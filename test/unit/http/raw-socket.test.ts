@@ -122,3 +122,11 @@ describe('half-closed requests (a client shuts down its write side after sending
     expect(performance.now() - t0).toBeLessThan(500);
   });
 });
+
+describe('lingering close after a malformed request', () => {
+  it('the client reads the 431 even while it is still sending, every time (no reset)', async () => {
+    const huge = req('/latest/meta-data/', `X-Big: ${'a'.repeat(300_000)}\r\n`);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => raw(huge)));
+    expect(answers.map(status)).toEqual(Array(10).fill(431));
+  });
+});

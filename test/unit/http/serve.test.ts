@@ -109,7 +109,7 @@ describe('serve', () => {
       const s = await serve(cfg, { logger: quiet });
       try {
         const r = await get(s.addresses.metrics, '/readyz');
-        expect(r).toEqual({ status: 503, body: 'not ready: upstream session\n' });
+        expect(r).toEqual({ status: 503, body: 'not ready: upstream IMDS: ECONNREFUSED\n' });
         expect((await get(s.addresses.listen, '/latest/meta-data/instance-id')).status).toBe(502);
       } finally {
         await s.close();
@@ -160,6 +160,15 @@ describe('serve command', () => {
       process.stderr.write = orig;
     }
     expect(errs.join('')).toMatch(/--listen[\s\S]*--imdsv1/);
+    // Rule problems too: a bad --interfaces, and no address to DNAT to (the default --listen is 0.0.0.0).
+    errs.length = 0;
+    process.stderr.write = ((s: string) => (errs.push(s), true)) as typeof process.stderr.write;
+    try {
+      expect(await run(['--identity-file=/nonexistent.yaml', '--interfaces=a+,!b'])).toBe(2);
+    } finally {
+      process.stderr.write = orig;
+    }
+    expect(errs.join('')).toMatch(/--interfaces: mix[\s\S]*--host-ip is required/);
     const outs: string[] = [];
     const origOut = process.stdout.write.bind(process.stdout);
     process.stdout.write = ((s: string) => (outs.push(s), true)) as typeof process.stdout.write;
@@ -187,6 +196,7 @@ describe('serve readiness with --manage-rules', () => {
         `--upstream=http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
         `--identity-file=${join(dir, 'id.yaml')}`,
         '--region=eu-west-1',
+        '--host-ip=169.254.100.1',
       ],
       {},
     );
@@ -196,8 +206,9 @@ describe('serve readiness with --manage-rules', () => {
       logger: quiet,
       startRules: async () => {
         await installed;
-        return async () => {};
+        return { problems: () => [], stop: async () => {} };
       },
+      readInterfaces: async () => [{ name: 'veth1', ifindex: 5, iflink: 3, hasMaster: false }],
     });
     let r = { status: 0, body: '' };
     for (let i = 0; i < 100 && r.status === 0; i++) {
@@ -209,6 +220,74 @@ describe('serve readiness with --manage-rules', () => {
     const s = await starting;
     try {
       expect(await get(s.addresses.metrics, '/readyz')).toEqual({ status: 200, body: 'ready\n' });
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('serve: readiness and metrics from live state', () => {
+  const cfgWithRules = (metricsPort = 0) =>
+    loadConfig(
+      [
+        '--listen=127.0.0.1:0',
+        `--metrics-listen=127.0.0.1:${metricsPort}`,
+        `--upstream=http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+        `--identity-file=${join(dir, 'id.yaml')}`,
+        '--region=eu-west-1',
+        '--reconcile-interval-ms=200',
+        '--host-ip=169.254.100.1',
+      ],
+      {},
+    );
+  const scrape = async (s: { addresses: { metrics: string } }) =>
+    (await get(s.addresses.metrics, '/metrics')).body;
+
+  it('imdsgate_ready and build_info are right at the first scrape, without any /readyz request', async () => {
+    const s = await serve(cfgWithRules(), {
+      logger: quiet,
+      startRules: async () => ({ problems: () => [], stop: async () => {} }),
+      readInterfaces: async () => [{ name: 'veth1', ifindex: 5, iflink: 3, hasMaster: false }],
+    });
+    try {
+      const m = await scrape(s);
+      expect(m).toMatch(/^imdsgate_ready 1$/m);
+      expect(m).toMatch(/^imdsgate_interception_ok\{reason=""\} 1$/m);
+      expect(m).toMatch(
+        new RegExp(
+          `^imdsgate_build_info\\{version="[0-9.]+",node_version="${process.versions.node}",node_major="\\d+"\\} 1$`,
+          'm',
+        ),
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a pod interface the rules do not match: not ready, gauge 0 with the reason; ready once it is matched', async () => {
+    let ifaces = [{ name: 'tap9f', ifindex: 7, iflink: 3, hasMaster: false }];
+    let problems: string[] = [];
+    const s = await serve(cfgWithRules(), {
+      logger: quiet,
+      startRules: async () => ({ problems: () => problems, stop: async () => {} }),
+      readInterfaces: async () => ifaces,
+    });
+    try {
+      expect((await get(s.addresses.metrics, '/readyz')).body).toMatch(
+        /^not ready: interception self-check: unmatched_pod_interface: pod interfaces not matched by --interfaces=eni\+,cali\+,lxc\+,veth\+,cni0: tap9f/,
+      );
+      const m = await scrape(s);
+      expect(m).toMatch(/^imdsgate_ready 0$/m);
+      expect(m).toMatch(/^imdsgate_interception_ok\{reason="unmatched_pod_interface"\} 0$/m);
+      ifaces = [{ name: 'veth9f', ifindex: 7, iflink: 3, hasMaster: false }];
+      await new Promise((r) => setTimeout(r, 450)); // two --reconcile-interval-ms passes
+      expect(await scrape(s)).toMatch(/^imdsgate_ready 1$/m);
+      problems = ['interception rules (ipv4): last reconcile failed: xtables lock'];
+      expect(await get(s.addresses.metrics, '/readyz')).toEqual({
+        status: 503,
+        body: 'not ready: interception rules (ipv4): last reconcile failed: xtables lock\n',
+      });
+      expect(await scrape(s)).toMatch(/^imdsgate_ready 0$/m);
     } finally {
       await s.close();
     }

@@ -86,7 +86,12 @@ describe('parseKubeconfig', () => {
       cfg({}, {}, { contexts: [{ name: 'x', context: { cluster: 'c', user: 'who' } }] }),
       /user "who" not found/,
     ],
-    ['exec plugin', cfg({}, { exec: { command: 'aws' } }), /uses exec, which imdsgate does not support/],
+    ['exec without apiVersion', cfg({}, { exec: { command: 'aws' } }), /exec.apiVersion must be/],
+    [
+      'exec plugin that is not there',
+      cfg({}, { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: './no-such-plugin' } }),
+      /exec plugin .*no-such-plugin failed/,
+    ],
     ['auth-provider', cfg({}, { 'auth-provider': { name: 'gcp' } }), /uses auth-provider/],
     ['no server', cfg({ server: '' }), /server must be an http\(s\) URL/],
     ['bad server', cfg({ server: 'ftp://x' }), /server must be an http\(s\) URL/],

@@ -71,10 +71,11 @@ describe('loadConfig for netfilter-only commands', () => {
     expect(() => loadConfig([], {})).toThrow(/--node-name/);
   });
   it('rules and uninstall do not', () => {
-    expect(loadConfig([], {}, { command: 'rules' }).iptablesBackend).toBe('auto');
+    expect(loadConfig(['--host-ip=169.254.100.1'], {}, { command: 'rules' }).iptablesBackend).toBe('auto');
     expect(loadConfig([], {}, { command: 'uninstall' }).interfaces).toEqual([
       'eni+',
       'cali+',
+      'lxc+',
       'veth+',
       'cni0',
     ]);

@@ -12,6 +12,8 @@ export interface FakeIptables extends CommandRunner {
   readonly state: Record<'ipv4' | 'ipv6', Tables>;
   /** Make the next commands whose line matches fail with this result. */
   failWhen(pattern: RegExp, result: CommandResult): void;
+  /** Forgets every failWhen. */
+  heal(): void;
   missing: Set<string>;
 }
 
@@ -61,6 +63,9 @@ export function fakeIptables(): FakeIptables {
     missing,
     failWhen(pattern, result) {
       failures.push([pattern, result]);
+    },
+    heal() {
+      failures.length = 0;
     },
     async run(file, args, input) {
       const line = `${file} ${args.join(' ')}`;

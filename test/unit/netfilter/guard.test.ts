@@ -117,6 +117,22 @@ describe('startRuleGuard', () => {
     expect(hist.values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(2);
   });
 
+  it('readiness follows the last pass: a failed pass is a problem until a pass succeeds again', async () => {
+    const { fake, metrics } = setup();
+    guard = await startRuleGuard(cfg, { logger, metrics, runner: fake });
+    expect(guard.problems()).toEqual([]);
+    expect(await value(metrics.rulesRepairs)).toBe(0); // the series exists before the first repair
+    fake.failWhen(/-S PREROUTING/, { exitCode: 4, stdout: '', stderr: 'xtables lock' });
+    await guard.reconcile();
+    expect(guard.problems()).toEqual([
+      expect.stringMatching(/^interception rules \(ipv4\): last reconcile failed/),
+    ]);
+    fake.heal();
+    await guard.reconcile();
+    expect(guard.problems()).toEqual([]);
+    expect(await value(metrics.rulesInstalled)).toBe(1);
+  });
+
   it('stop() leaves the rules in place', async () => {
     const { fake, metrics } = setup();
     guard = await startRuleGuard(cfg, { logger, metrics, runner: fake });
