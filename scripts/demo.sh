@@ -108,7 +108,7 @@ done
 
 say "why was batch/intruder refused? (imdsgate explain)"
 run node dist/main.js explain --namespace batch --pod intruder --kubeconfig "$KUBECONFIG" --node-name "$NODE_NAME" \
-  --region us-east-1 --log-level warn || true
+  --region us-east-1 --base-role-arn "arn:aws:iam::123456789012:role/" --log-level warn || true
 
 say "the agent's decisions in its log"
 sed -E 's/^\S+ (stdout|stderr) [FP] //' "$NODE_RUN"/pod-logs/imdsgate_imdsgate-*/imdsgate/*.log | grep '"msg":"decision"' |

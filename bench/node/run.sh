@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
 . test/node/lib.sh
+# A fresh node, so the images (the agent from this tree) are rebuilt and imported.
+bash test/node/down >/dev/null
 bash test/node/up >/dev/null
 # shellcheck disable=SC1091
 . "$CACHE/state.env"; ENV_RUN=$RUN
