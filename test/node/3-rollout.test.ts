@@ -2,17 +2,8 @@
 // credentials five times a second: every answer is the pod's own role, a refusal or a timeout, never the
 // node's credentials and never another role. The longest gap in service is reported.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  apply,
-  kubectl,
-  NODE_ROLE,
-  nodeAccessKeyId,
-  podLog,
-  podState,
-  until,
-  freshNamespace,
-} from './bed.js';
-import { clientPod, curlLoopScript, parseTries, roleArn } from './pods.js';
+import { kubectl, NODE_ROLE, nodeAccessKeyId, podLog, podState, until } from './bed.js';
+import { askingPod, parseTries } from './pods.js';
 import { daemonSetStatus, installChart } from './release.js';
 
 const NS = 'bed-rollout';
@@ -20,18 +11,7 @@ const ROLE = 'app-rollout';
 
 beforeAll(async () => {
   await installChart();
-  await freshNamespace(NS);
-  await apply({
-    apiVersion: 'v1',
-    kind: 'ServiceAccount',
-    metadata: { name: 'app', namespace: NS, annotations: { 'eks.amazonaws.com/role-arn': roleArn(ROLE) } },
-  });
-  await apply(
-    clientPod({ namespace: NS, name: 'steady', serviceAccount: 'app', script: curlLoopScript(0.2) }),
-  );
-  await until('steady pod served', 60_000, async () =>
-    parseTries(podLog(NS, 'steady')).some((t) => t.role === ROLE && t.creds === '200') ? true : undefined,
-  );
+  await askingPod(NS, 'steady', ROLE);
 });
 
 describe('rolling update', () => {

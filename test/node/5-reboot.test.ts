@@ -7,17 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../env/index.js';
-import {
-  apply,
-  kubectl,
-  NODE_ROLE,
-  nodeAccessKeyId,
-  nodeRules,
-  podLog,
-  until,
-  freshNamespace,
-} from './bed.js';
-import { clientPod, curlLoopScript, parseTries, roleArn } from './pods.js';
+import { kubectl, NODE_ROLE, nodeAccessKeyId, nodeRules, podLog, until } from './bed.js';
+import { askingPod, parseTries } from './pods.js';
 import { installChart, RELEASE_NS } from './release.js';
 
 const NS = 'bed-reboot';
@@ -27,18 +18,7 @@ const runtime = (cmd: string) =>
 
 beforeAll(async () => {
   await installChart();
-  await freshNamespace(NS);
-  await apply({
-    apiVersion: 'v1',
-    kind: 'ServiceAccount',
-    metadata: { name: 'app', namespace: NS, annotations: { 'eks.amazonaws.com/role-arn': roleArn(ROLE) } },
-  });
-  await apply(
-    clientPod({ namespace: NS, name: 'survivor', serviceAccount: 'app', script: curlLoopScript(0.2) }),
-  );
-  await until('survivor served', 60_000, async () =>
-    parseTries(podLog(NS, 'survivor')).some((t) => t.role === ROLE) ? true : undefined,
-  );
+  await askingPod(NS, 'survivor', ROLE);
 });
 
 describe('node restart', () => {

@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type Options } from 'execa';
 import { cacheDir, REPO_ROOT, testEnv } from '../env/index.js';
+import { eventually } from '../integration/chart/helpers.js';
 
 export const NODE_NAME = 'imdsgate-node';
 export const NODE_IP = '169.254.100.1';
@@ -91,27 +92,8 @@ export function podLog(namespace: string, name: string): string[] {
 }
 
 /** Polls fn until it returns something other than undefined; fails after timeoutMs naming `what`. */
-export async function until<T>(
-  what: string,
-  timeoutMs: number,
-  fn: () => Promise<T | undefined>,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+export const until = <T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> =>
+  eventually(fn, timeoutMs, what);
 
 export interface PodState {
   phase: string;

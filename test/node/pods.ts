@@ -4,7 +4,7 @@
 // credentials to its role with STS GetCallerIdentity against moto.
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { testEnv } from '../env/index.js';
-import { CLIENT_IMAGE, STS_URL } from './bed.js';
+import { apply, CLIENT_IMAGE, freshNamespace, podLog, STS_URL, until } from './bed.js';
 
 export const roleArn = (name: string) => `arn:aws:iam::123456789012:role/${name}`;
 
@@ -120,3 +120,20 @@ export async function callerArn(line: string | undefined): Promise<string> {
 }
 
 export { STS_URL };
+
+/**
+ * A pod that asks for its role's credentials continuously (curlLoopScript), in a fresh namespace whose
+ * service account `app` has `role`; resolves once the pod has been served that role.
+ */
+export async function askingPod(namespace: string, name: string, role: string): Promise<void> {
+  await freshNamespace(namespace);
+  await apply({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: 'app', namespace, annotations: { 'eks.amazonaws.com/role-arn': roleArn(role) } },
+  });
+  await apply(clientPod({ namespace, name, serviceAccount: 'app', script: curlLoopScript(0.2) }));
+  await until(`${namespace}/${name} served`, 60_000, async () =>
+    parseTries(podLog(namespace, name)).some((t) => t.role === role && t.creds === '200') ? true : undefined,
+  );
+}
