@@ -4,7 +4,7 @@
 //   then first-credential latency for new pods right after they get an IP (p50/p99), and a baseline of
 //   an uncached STS call in the same run. Bounded: fixed counts, one namespace, deleted at the end.
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -334,8 +334,11 @@ async function rssMatrix(dist, env) {
 
 async function main() {
   // Inside node_modules so the compiled files resolve the project's dependencies; never committed.
-  const dist = join(ROOT, 'node_modules/.cache/imdsgate-bench-identity');
+  // One level below a copy of package.json, as dist/ sits below the real one: src/metrics.ts reads the
+  // version from '../package.json' (and the copy's "type" makes the compiled files ES modules).
+  const dist = join(ROOT, 'node_modules/.cache/imdsgate-bench-identity/dist');
   mkdirSync(dist, { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(dirname(dist), 'package.json'));
   try {
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', dist], {
       cwd: ROOT,
