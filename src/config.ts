@@ -7,9 +7,9 @@ import { parseArgs } from 'node:util';
 import * as v from 'valibot';
 import { checkBaseRoleArn, checkRoleArn, toRoleArn } from './arn.js';
 import { parseHostPort } from './host-port.js';
-import { ipFamily } from './ip.js';
+import { ipFamily, resolveHostAddresses } from './ip.js';
 import { NetfilterError } from './netfilter/errors.js';
-import { dnatTarget, parseInterfaces } from './netfilter/render.js';
+import { dnatTarget, interceptedFamilies, ipv6Only, parseInterfaces } from './netfilter/render.js';
 import { SANDBOX_BINDING_MODES } from './pods/sandbox.js';
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
@@ -297,13 +297,19 @@ export const OPTIONS = {
   },
   hostIp: {
     kind: 'string',
-    help: 'node address the rules DNAT to (Downward API status.hostIP); default: the listen address',
+    help: 'node address the rules DNAT to (Downward API status.hostIP; an IPv6 one counts as --host-ipv6); default: the listen address',
     schema: optional(
       v.pipe(
         v.string(),
-        v.check((s) => ipFamily(s) === 'ipv4', 'must be an IPv4 address'),
+        v.check((s) => ipFamily(s) !== undefined, 'must be an IPv4 or IPv6 address'),
       ),
     ),
+  },
+  hostIps: {
+    kind: 'string',
+    multiple: true,
+    help: 'node addresses, one per family (Downward API status.hostIPs); fill --host-ip and --host-ipv6 when unset',
+    schema: optional(list),
   },
   hostIpv6: {
     kind: 'string',
@@ -422,7 +428,9 @@ export function loadConfig(
     }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  const cfg = parsed.output;
+  const { problems: addressProblems, ...addresses } = resolveHostAddresses(parsed.output);
+  const cfg = { ...parsed.output, hostIp: addresses.hostIp, hostIpv6: addresses.hostIpv6 };
+  problems.push(...addressProblems);
   problems.push(...crossChecks(cfg, opts.command ?? 'serve'));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(cfg) as Config;
@@ -454,8 +462,10 @@ function crossChecks(cfg: v.InferOutput<typeof schema>, command: string): string
   if ((command === 'serve' && cfg.manageRules) || command === 'rules') {
     const checks = [
       () => parseInterfaces(cfg.interfaces),
-      () => dnatTarget('ipv4', cfg),
-      ...(cfg.ipv6 ? [() => dnatTarget('ipv6', cfg)] : []),
+      // An IPv6-only node has no IPv4 target: its IPv4 rules drop instead (netfilter/render.ts ipv6Only).
+      ...interceptedFamilies(cfg)
+        .filter((f) => f === 'ipv6' || !ipv6Only(cfg))
+        .map((f) => () => dnatTarget(f, cfg)),
     ];
     for (const check of checks) {
       try {

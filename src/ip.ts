@@ -37,3 +37,50 @@ export function normalizeIp(ip: string): string {
 export const isUnspecified = (a: string): boolean => a === '0.0.0.0' || canonicalIpv6(a) === '::';
 /** 127.0.0.0/8 and ::1: the kernel drops packets DNATed there from another interface (route_localnet). */
 export const isLoopback = (a: string): boolean => a.startsWith('127.') || canonicalIpv6(a) === '::1';
+
+export interface HostAddresses {
+  readonly hostIp?: string | undefined;
+  readonly hostIpv6?: string | undefined;
+  readonly hostIps?: readonly string[] | undefined;
+}
+
+/**
+ * The node's address per family, from --host-ip (either family: on an IPv6-only node the Downward API's
+ * status.hostIP is IPv6), --host-ipv6 and --host-ips (status.hostIPs: one address per family, primary
+ * first; https://kubernetes.io/docs/concepts/workloads/pods/downward-api/). An explicit flag wins over the
+ * list; two different addresses for one family are a problem, never a guess. IPv6 in RFC 5952 form.
+ */
+export function resolveHostAddresses(a: HostAddresses): {
+  readonly hostIp?: string;
+  readonly hostIpv6?: string;
+  readonly problems: string[];
+} {
+  const problems: string[] = [];
+  const byFamily: Partial<Record<IpFamily, string>> = {};
+  const put = (family: IpFamily, addr: string, what: string) => {
+    const prev = byFamily[family];
+    if (prev !== undefined && canonicalIpv6(prev) !== canonicalIpv6(addr)) {
+      problems.push(`${what}: ${addr} and ${prev} are two ${family} node addresses; give one`);
+    } else byFamily[family] ??= canonicalIpv6(addr);
+  };
+  if (a.hostIpv6 !== undefined) put('ipv6', a.hostIpv6, '--host-ip / --host-ipv6');
+  const ipFlagFamily = a.hostIp === undefined ? undefined : ipFamily(a.hostIp);
+  if (a.hostIp !== undefined && ipFlagFamily !== undefined)
+    put(ipFlagFamily, a.hostIp, '--host-ip / --host-ipv6');
+  const fromList: Partial<Record<IpFamily, string>> = {};
+  for (const addr of a.hostIps ?? []) {
+    const family = ipFamily(addr);
+    if (family === undefined) problems.push(`--host-ips: ${JSON.stringify(addr)} is not an IP address`);
+    else if (fromList[family] !== undefined) problems.push(`--host-ips: more than one ${family} address`);
+    else fromList[family] = addr;
+  }
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const listed = fromList[family];
+    if (listed !== undefined) byFamily[family] ??= canonicalIpv6(listed);
+  }
+  return {
+    ...(byFamily.ipv4 !== undefined ? { hostIp: byFamily.ipv4 } : {}),
+    ...(byFamily.ipv6 !== undefined ? { hostIpv6: byFamily.ipv6 } : {}),
+    problems,
+  };
+}

@@ -54,12 +54,37 @@ const COMMENT: Readonly<Record<Table, string>> = {
   nat: '-m comment --comment "imdsgate: pod metadata to agent"',
 };
 const SKIP_COMMENT = '-m comment --comment "imdsgate: not a pod interface"';
+const NO_TARGET_COMMENT = '-m comment --comment "imdsgate: no node address of this family"';
 
-/** The rules for every enabled family: IPv4 always, IPv6 with opts.ipv6. */
+/**
+ * The families intercepted: IPv4 always, IPv6 with opts.ipv6 or on an IPv6-only node (where pods would
+ * otherwise reach [fd00:ec2::254] and the node's role unasked).
+ */
+export function interceptedFamilies(opts: RuleOptions): Family[] {
+  return opts.ipv6 || ipv6Only(opts) ? ['ipv4', 'ipv6'] : ['ipv4'];
+}
+
+/**
+ * An IPv6-only node: an IPv6 node address and no IPv4 one. There IPv4 has no DNAT target, so its rules
+ * drop pod metadata traffic instead (fail closed): an EKS IPv6 node still reaches 169.254.169.254 over
+ * IPv4, and so would its pods (https://docs.aws.amazon.com/eks/latest/userguide/cni-ipv6.html).
+ */
+export function ipv6Only(opts: RuleOptions): boolean {
+  const { host } = hostPort(opts.listen);
+  const named = (family: Family) => ipFamily(host) === family && !isUnspecified(host);
+  return opts.hostIp === undefined && !named('ipv4') && (opts.hostIpv6 !== undefined || named('ipv6'));
+}
+
+/** The rules for every intercepted family (interceptedFamilies). */
 export function desiredRules(opts: RuleOptions): FamilyRules[] {
   const ifaces = parseInterfaces(opts.interfaces);
-  const families: Family[] = opts.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
-  return families.map((family) => {
+  return interceptedFamilies(opts).map((family) => {
+    if (family === 'ipv4' && ipv6Only(opts)) {
+      return {
+        family,
+        chains: { raw: chainRules(family, ifaces, `${NO_TARGET_COMMENT} -j DROP`), nat: [] },
+      };
+    }
     const target = dnatTarget(family, opts);
     return {
       family,
@@ -127,6 +152,15 @@ export function dnatTarget(family: Family, opts: RuleOptions): string {
     throw new NetfilterError(
       'config',
       `${flag} ${addr}: must be a node address reachable from pods (not loopback, not the metadata address)`,
+    );
+  }
+  // Bind where the DNAT points: a socket on one family's address never receives the other family's
+  // packets; only [::] (IPV6_V6ONLY off, Node's default: https://nodejs.org/api/net.html) takes both.
+  const listensForFamily = listenFamily === undefined || listenFamily === family || host === '::';
+  if (!listensForFamily) {
+    throw new NetfilterError(
+      'config',
+      `--listen ${opts.listen} receives no ${family} traffic, so the ${family} DNAT would reach nothing: listen on [::]:${port} (chart: bindAddress "::")`,
     );
   }
   return family === 'ipv4' ? `${addr}:${port}` : `[${canonicalIpv6(addr)}]:${port}`;

@@ -78,8 +78,8 @@ describe('IP addresses', () => {
   });
 
   it.each([
-    ['--host-ip=10.0.0.1.2', /--host-ip .*IPv4/],
-    ['--host-ip=fd00::1', /--host-ip .*IPv4/],
+    ['--host-ip=10.0.0.1.2', /--host-ip .*IPv4 or IPv6/],
+    ['--host-ip=fd00::1:2::3', /--host-ip .*IPv4 or IPv6/],
     ['--host-ipv6=10.0.0.1', /--host-ipv6 .*IPv6/],
   ])('the flags use the same rule: %s', (flag, why) => {
     expect(() => loadConfig(['--identity-file=/x', flag], {})).toThrow(why);

@@ -83,6 +83,7 @@ describe('startup taint', () => {
 
   it('reads booleans and numbers from variables; an empty variable means unset', () => {
     const cfg = loadConfig(base, {
+      IMDSGATE_LISTEN: '[::]:8181',
       IMDSGATE_IPV6: 'TRUE',
       IMDSGATE_HOST_IPV6: 'fd00:100::1',
       IMDSGATE_UPSTREAM_TIMEOUT_MS: '900',

@@ -18,9 +18,17 @@ afterEach(() => vi.restoreAllMocks());
 describe('imdsgate rules', () => {
   it('--print writes the restore input per family and needs no --node-name', async () => {
     const io = capture();
-    expect(await rules(['--print', '--host-ip', '169.254.100.1', '--ipv6', '--host-ipv6', 'fd00::1'])).toBe(
-      0,
-    );
+    expect(
+      await rules([
+        '--print',
+        '--listen=[::]:8181',
+        '--host-ip',
+        '169.254.100.1',
+        '--ipv6',
+        '--host-ipv6',
+        'fd00::1',
+      ]),
+    ).toBe(0);
     expect(io.out()).toMatch(/^# ipv4: iptables-restore --noflush -w 5 \(first install\)\n\*raw\n/);
     expect(io.out()).toContain('# ipv6: ip6tables-restore');
     expect(io.out()).toContain('--to-destination [fd00::1]:8181');

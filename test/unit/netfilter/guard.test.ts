@@ -146,7 +146,7 @@ describe('startRuleGuard', () => {
   it('installs IPv6 with ip6tables when enabled', async () => {
     const { fake, metrics } = setup();
     guard = await startRuleGuard(
-      { ...cfg, ipv6: true, hostIpv6: 'fd00::1' },
+      { ...cfg, listen: '[::]:8181', ipv6: true, hostIpv6: 'fd00::1' },
       { logger, metrics, runner: fake },
     );
     expect(fake.state.ipv6.nat.chains.get('IMDSGATE')![0]).toContain('-d fd00:ec2::254/128');

@@ -152,13 +152,22 @@ describe('restoreText: exact iptables-restore input per option', () => {
 
 describe('ipv6', () => {
   const cases: { name: string; opts: Partial<RuleOptions>; target: string }[] = [
-    { name: 'explicit --host-ipv6', opts: { hostIpv6: 'fd00:1::1' }, target: '[fd00:1::1]:8181' },
+    // [::] takes both families; a socket on 0.0.0.0 would receive none of the IPv6 DNAT.
     {
-      name: 'written long, printed as ip6tables does',
-      opts: { hostIpv6: 'FD00:0001:0:0::0:1' },
+      name: 'explicit --host-ipv6',
+      opts: { listen: '[::]:8181', hostIpv6: 'fd00:1::1' },
       target: '[fd00:1::1]:8181',
     },
-    { name: 'from an IPv6 listen address', opts: { listen: '[fd00:2::5]:8181' }, target: '[fd00:2::5]:8181' },
+    {
+      name: 'written long, printed as ip6tables does',
+      opts: { listen: '[::]:8181', hostIpv6: 'FD00:0001:0:0::0:1' },
+      target: '[fd00:1::1]:8181',
+    },
+    {
+      name: 'explicit --host-ipv6 with both families listened on',
+      opts: { listen: '[::]:8181', hostIpv6: 'fd00:2::5' },
+      target: '[fd00:2::5]:8181',
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
