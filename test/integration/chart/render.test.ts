@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { OPTIONS, envName, loadConfig } from '../../../src/config.js';
+import { parseHostPort } from '../../../src/host-port.js';
 import { testEnv } from '../../env/index.js';
 import { CHART, find, helm, KUBE_VERSION, render, ROOT, templateArgs, type KubeObject } from './helpers.js';
 
@@ -86,9 +87,21 @@ describe('the DaemonSet', () => {
     const env = envOf(find(await render(), 'DaemonSet'));
     expect(env.IMDSGATE_NODE_NAME).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
     expect(env.IMDSGATE_HOST_IP).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
-    expect(env.IMDSGATE_LISTEN).toBe('$(IMDSGATE_HOST_IP):8181');
-    expect(env.IMDSGATE_METRICS_LISTEN).toBe('$(IMDSGATE_HOST_IP):9181');
+    expect(env.IMDSGATE_HOST_IPS).toEqual({ fieldRef: { fieldPath: 'status.hostIPs' } });
+    // Bracketed, so an IPv6 status.hostIP (IPv6-only node) is a valid listen address too (src/host-port.ts).
+    expect(env.IMDSGATE_LISTEN).toBe('[$(IMDSGATE_HOST_IP)]:8181');
+    expect(env.IMDSGATE_METRICS_LISTEN).toBe('[$(IMDSGATE_HOST_IP)]:9181');
     expect(env.IMDSGATE_STARTUP_TAINT).toBeUndefined();
+  });
+
+  it.each([
+    ['::', '[::]:8181'],
+    ['fd00:100::1', '[fd00:100::1]:8181'],
+    ['0.0.0.0', '[0.0.0.0]:8181'],
+  ])('bindAddress %s listens at %s, a listen address the agent accepts', async (addr, want) => {
+    const env = envOf(find(await render({ set: [`bindAddress=${addr}`] }), 'DaemonSet'));
+    expect(env.IMDSGATE_LISTEN).toBe(want);
+    expect(parseHostPort(want as string)).toMatchObject({ port: 8181 });
   });
 
   it.each([
