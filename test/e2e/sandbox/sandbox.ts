@@ -37,6 +37,11 @@ export interface SandboxOptions {
   readonly identity?: 'kube' | 'file';
   /** Dual-stack pods and --ipv6 rules (ip6tables DNAT of [fd00:ec2::254]). */
   readonly ipv6?: boolean;
+  /**
+   * An IPv6-only node as the chart sees it on an IPv6 EKS cluster: status.hostIP(s) is only the node's IPv6
+   * address, so the agent gets that alone (no IPv4 host address, no --ipv6); dual-stack pods.
+   */
+  readonly ipv6Only?: boolean;
 }
 
 export interface SandboxPod extends PodSpec {
@@ -77,7 +82,11 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   };
   try {
     const backend = opts.backend === 'legacy' ? 'legacy' : 'nft';
-    const topology = await createTopology(opts.pods.length, backend, opts.ipv6 ?? false);
+    const topology = await createTopology(
+      opts.pods.length,
+      backend,
+      (opts.ipv6 ?? false) || (opts.ipv6Only ?? false),
+    );
     undo.push(() => topology.destroy());
     const aemm = await startAemm(topology.cloud, env, logDir);
     undo.push(() => aemm.stop());
@@ -159,9 +168,12 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
 function agentArgs(env: TestEnv, opts: SandboxOptions): string[] {
   return [
     // [::] is dual-stack in Node: IPv4 pods are DNATed to 169.254.100.1:8181 and reach it too.
-    ...(opts.ipv6 ? ['--listen=[::]:8181', '--ipv6', `--host-ipv6=${NODE_IP6}`] : ['--listen=0.0.0.0:8181']),
+    ...(opts.ipv6Only
+      ? [`--listen=[${NODE_IP6}]:8181`, `--host-ip=${NODE_IP6}`, `--host-ips=${NODE_IP6}`]
+      : opts.ipv6
+        ? ['--listen=[::]:8181', '--ipv6', `--host-ipv6=${NODE_IP6}`, `--host-ip=${NODE_IP}`]
+        : ['--listen=0.0.0.0:8181', `--host-ip=${NODE_IP}`]),
     '--metrics-listen=127.0.0.1:9181',
-    `--host-ip=${NODE_IP}`,
     '--interfaces=veth+',
     `--iptables-backend=${opts.backend ?? 'auto'}`,
     `--upstream=http://${METADATA_IP}`,
