@@ -19,14 +19,24 @@ import {
 } from './sandbox/netns.js';
 
 const HOST = '169.254.100.1';
-const flags = ['--host-ip', HOST, '--ipv6', '--host-ipv6', 'fd00:ec2:1::1', '--interfaces', 'veth+,cni0'];
+// [::]: the agent must listen where both families' DNAT points (netfilter/render.ts dnatTarget).
+const flags = [
+  '--listen=[::]:8181',
+  '--host-ip',
+  HOST,
+  '--ipv6',
+  '--host-ipv6',
+  'fd00:ec2:1::1',
+  '--interfaces',
+  'veth+,cni0',
+];
 
 for (const backend of ['nft', 'legacy'] as const) {
   describe(`rule lifecycle with iptables-${backend}`, () => {
     const ns = netnsName(`rules${backend[0]}`);
     const cfg: GuardConfig = {
       interfaces: ['veth+', 'cni0'],
-      listen: '0.0.0.0:8181',
+      listen: '[::]:8181',
       hostIp: HOST,
       hostIpv6: 'fd00:ec2:1::1',
       ipv6: true,
