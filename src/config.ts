@@ -324,7 +324,7 @@ export const OPTIONS = {
   ipv6: {
     kind: 'boolean',
     default: false,
-    help: 'also intercept [fd00:ec2::254] with ip6tables',
+    help: 'also intercept [fd00:ec2::254] with ip6tables (always on a node with only an IPv6 address)',
     schema: bool,
   },
   manageRules: {
