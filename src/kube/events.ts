@@ -11,16 +11,48 @@ export interface EventBody {
   readonly apiVersion: 'v1';
   readonly kind: 'Event';
   readonly metadata: { generateName: string; namespace: string };
-  readonly involvedObject: { apiVersion: 'v1'; kind: 'Pod'; name: string; namespace: string; uid: string };
+  readonly involvedObject: {
+    apiVersion: 'v1';
+    kind: 'Pod' | 'Node';
+    name: string;
+    namespace?: string;
+    uid: string;
+  };
   readonly reason: string;
   readonly message: string;
-  readonly type: 'Warning';
+  readonly type: 'Normal' | 'Warning';
   readonly source: { component: string; host: string };
   readonly reportingComponent: string;
   readonly reportingInstance: string;
   readonly firstTimestamp: string;
   readonly lastTimestamp: string;
   readonly count: number;
+}
+
+/** One new Event about `about`, reported by this node's agent at `now` (ms); message capped at 1 KiB. */
+export function eventBody(
+  about: EventBody['involvedObject'],
+  e: { type: EventBody['type']; reason: string; message: string },
+  nodeName: string,
+  now: number,
+): EventBody {
+  // metav1.Time is RFC 3339 at second precision.
+  const at = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
+  return {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { generateName: `${about.name}.imdsgate-`, namespace: about.namespace ?? 'default' },
+    involvedObject: about,
+    reason: e.reason,
+    message: e.message.slice(0, 1024),
+    type: e.type,
+    source: { component: 'imdsgate', host: nodeName },
+    reportingComponent: 'imdsgate',
+    reportingInstance: nodeName,
+    firstTimestamp: at,
+    lastTimestamp: at,
+    count: 1,
+  };
 }
 
 export interface DenialEvents {
@@ -62,29 +94,12 @@ export function createDenialEvents(client: KubeClient | undefined, o: DenialEven
       }
       prune(now);
       lastSent.set(key, now);
-      // metav1.Time is RFC 3339 at second precision.
-      const at = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
-      const body: EventBody = {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${pod.name}.imdsgate-`, namespace: pod.namespace },
-        involvedObject: {
-          apiVersion: 'v1',
-          kind: 'Pod',
-          name: pod.name,
-          namespace: pod.namespace,
-          uid: pod.uid,
-        },
-        reason: 'IMDSGateDenied',
-        message: `no IAM credentials: ${reason}: ${detail}`.slice(0, 1024),
-        type: 'Warning',
-        source: { component: 'imdsgate', host: o.nodeName },
-        reportingComponent: 'imdsgate',
-        reportingInstance: o.nodeName,
-        firstTimestamp: at,
-        lastTimestamp: at,
-        count: 1,
-      };
+      const body = eventBody(
+        { apiVersion: 'v1', kind: 'Pod', name: pod.name, namespace: pod.namespace, uid: pod.uid },
+        { type: 'Warning', reason: 'IMDSGateDenied', message: `no IAM credentials: ${reason}: ${detail}` },
+        o.nodeName,
+        now,
+      );
       create(pod.namespace, body).then(
         () => o.metrics.eventsEmitted.inc({ result: 'sent' }),
         (err: unknown) => {

@@ -4,6 +4,7 @@
 // name as its uid, as the kubelet's do (https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/event-v1/).
 import type { Logger } from '../logger.js';
 import type { Clock } from '../pods/types.js';
+import { eventBody } from './events.js';
 import type { KubeClient } from './rest.js';
 
 export interface NodeEvent {
@@ -20,22 +21,13 @@ export interface NodeEventOptions {
 
 export function createNodeEvents(client: KubeClient, o: NodeEventOptions): (e: NodeEvent) => Promise<void> {
   return async (e) => {
-    const at = new Date(o.clock()).toISOString().replace(/\.\d+Z$/, 'Z');
-    const body = {
-      apiVersion: 'v1',
-      kind: 'Event',
-      metadata: { generateName: `${o.nodeName}.imdsgate-`, namespace: 'default' },
-      involvedObject: { apiVersion: 'v1', kind: 'Node', name: o.nodeName, uid: o.nodeName },
-      reason: e.reason,
-      message: e.message.slice(0, 1024),
-      type: e.type,
-      source: { component: 'imdsgate', host: o.nodeName },
-      reportingComponent: 'imdsgate',
-      reportingInstance: o.nodeName,
-      firstTimestamp: at,
-      lastTimestamp: at,
-      count: 1,
-    };
+    // Node Events live in "default" and carry the node's name as its uid, as the kubelet's do.
+    const body = eventBody(
+      { apiVersion: 'v1', kind: 'Node', name: o.nodeName, uid: o.nodeName },
+      e,
+      o.nodeName,
+      o.clock(),
+    );
     try {
       await client.request('POST', '/api/v1/namespaces/default/events', { body });
     } catch (err) {
