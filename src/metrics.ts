@@ -239,8 +239,17 @@ function zeroClosedLabelSets(m: Record<ClosedSetCounters, Counter<string>>): voi
   const zero = (c: Counter<string>, label: string, values: readonly string[]) => {
     for (const v of values) c.inc({ [label]: v }, 0);
   };
-  zero(m.upstreamErrors, 'kind', ['timeout', 'connect', 'session']);
-  zero(m.credentialCache, 'event', ['hit', 'miss', 'prefetch', 'refresh', 'stale_served', 'evict', 'error']);
+  zero(m.upstreamErrors, 'kind', ['timeout', 'connect', 'session', 'invalid']);
+  zero(m.credentialCache, 'event', [
+    'hit',
+    'miss',
+    'prefetch',
+    'refresh',
+    'stale_served',
+    'evict',
+    'error',
+    'wait_timeout',
+  ]);
   zero(m.podWatchRestarts, 'cause', ['gone', 'error', 'closed']);
   zero(m.unknownPodWaits, 'outcome', ['found', 'timeout', 'over_limit']);
   zero(m.sandboxWaits, 'outcome', ['bound', 'refused', 'over_limit']);
