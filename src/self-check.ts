@@ -3,6 +3,7 @@
 // --manage-rules: without it this process does not know which rules (if any) send pods here.
 import type { Config } from './config.js';
 import type { NodeEvent } from './kube/node-events.js';
+import type { KubeClient } from './kube/rest.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import {
@@ -21,7 +22,7 @@ export interface SelfCheck {
 
 export async function startSelfCheck(
   cfg: Config,
-  d: { logger: Logger; metrics: Metrics; clock: Clock },
+  d: { logger: Logger; metrics: Metrics; clock: Clock; kube?: () => Promise<KubeClient> },
   read: (() => Promise<NetInterface[]>) | undefined,
 ): Promise<SelfCheck> {
   const events = await nodeEventSender(cfg, d);
@@ -57,7 +58,6 @@ export async function startSelfCheck(
     monitor,
     async stop() {
       monitor.stop();
-      await events?.close();
     },
   };
 }
@@ -65,15 +65,13 @@ export async function startSelfCheck(
 /** Node Events need the API server: Kubernetes mode only (file mode has no node object to attach them to). */
 async function nodeEventSender(
   cfg: Config,
-  d: { logger: Logger; clock: Clock },
-): Promise<{ send: (e: NodeEvent) => Promise<void>; close: () => Promise<void> } | undefined> {
+  d: { logger: Logger; clock: Clock; kube?: () => Promise<KubeClient> },
+): Promise<{ send: (e: NodeEvent) => Promise<void> } | undefined> {
   if (cfg.identityFile !== undefined || cfg.nodeName === undefined) return undefined;
-  const [{ kubeClientFor }, { createNodeEvents }] = await Promise.all([
-    import('./kube/client.js'),
-    import('./kube/node-events.js'),
-  ]);
-  const client = kubeClientFor(cfg.kubeconfig);
-  return { send: createNodeEvents(client, { nodeName: cfg.nodeName, ...d }), close: () => client.close() };
+  if (d.kube === undefined) return undefined;
+  const { createNodeEvents } = await import('./kube/node-events.js');
+  const client = await d.kube();
+  return { send: createNodeEvents(client, { nodeName: cfg.nodeName, logger: d.logger, clock: d.clock }) };
 }
 
 /** Names of the interfaces (this network namespace) that hold one of the addresses: the node's uplinks. */

@@ -5,6 +5,7 @@
 //   → identity (file or Kubernetes) → front door + metrics server → rule guard (if --manage-rules)
 import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
+import type { KubeClient } from './kube/rest.js';
 import { createCredentialCache } from './credentials/cache.js';
 import { createAssumeRoleIssuer } from './credentials/sts.js';
 import { createWebIdentityIssuer } from './credentials/web-identity.js';
@@ -76,15 +77,23 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     for (const fn of [...cleanup].reverse())
       await Promise.resolve(fn()).catch((err) => logger.warn({ err }, 'shutdown step failed'));
   };
+  // One Kubernetes client for every part that talks to the API server (pod view, tokens, taint, own
+  // DaemonSet, node Events): one connection pool and one client-side rate limit per agent, as
+  // docs/large-clusters.md counts them. Created on first use, so file mode never loads it; closed last.
+  const kube = sharedKubeClient(cfg);
+  cleanup.push(() => kube.close());
   try {
     const upstream =
       o.upstream ??
       createUpstream({ url: cfg.upstream, timeoutMs: cfg.upstreamTimeoutMs, clock, metrics, logger });
     cleanup.push(() => upstream.close());
-    const issuer = o.credentialIssuer ?? (await credentialIssuer(cfg, { upstream, clock, metrics, logger }));
+    const issuer =
+      o.credentialIssuer ??
+      (await credentialIssuer(cfg, { upstream, clock, metrics, logger, kube: kube.get }));
     if ('close' in issuer && typeof issuer.close === 'function')
       cleanup.push(() => (issuer as { close(): void }).close());
-    const identity = o.identity ?? (await startIdentity(cfg, { logger, metrics, clock, issuer, upstream }));
+    const identity =
+      o.identity ?? (await startIdentity(cfg, { logger, metrics, clock, issuer, upstream, kube: kube.get }));
     cleanup.push(() => identity.stop());
 
     const tokens = createTokenService({ clock, key: o.tokenKey ?? randomBytes(32) });
@@ -123,17 +132,17 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     logger.info({ listen, metrics: metricsAddr, upstream: cfg.upstream }, 'imdsgate serving');
 
     if (cfg.manageRules) {
-      const installed = await (o.startRules ?? (() => startGuard(cfg, logger, metrics)))();
+      const installed = await (o.startRules ?? (() => startGuard(cfg, logger, metrics, kube.get)))();
       cleanup.push(() => installed.stop());
       rules = installed;
       const { startSelfCheck } = await import('./self-check.js');
-      const check = await startSelfCheck(cfg, { logger, metrics, clock }, o.readInterfaces);
+      const check = await startSelfCheck(cfg, { logger, metrics, clock, kube: kube.get }, o.readInterfaces);
       interception = check.monitor;
       cleanup.push(() => check.stop());
     }
     // Node-boot guard: the taint comes off only once /readyz is green (rules in place, pods synced).
     if (cfg.startupTaint !== undefined)
-      cleanup.push(await startTaintGuard(cfg, cfg.startupTaint, logger, notReady));
+      cleanup.push(await startTaintGuard(cfg, cfg.startupTaint, logger, notReady, kube.get));
     return { addresses: { listen, metrics: metricsAddr }, notReady, close: closeAll };
   } catch (err) {
     await closeAll();
@@ -147,11 +156,25 @@ const pick = (i: Identity) => ({
   imdsv1Policy: i.imdsv1Policy,
 });
 
+/** The agent's Kubernetes client, created on first use (Kubernetes mode only). */
+type KubeClientSource = () => Promise<KubeClient>;
+
+function sharedKubeClient(cfg: Config): { get: KubeClientSource; close: () => Promise<void> } {
+  let client: Promise<KubeClient> | undefined;
+  return {
+    get: () => (client ??= import('./kube/client.js').then((m) => m.kubeClientFor(cfg.kubeconfig))),
+    close: async () => {
+      if (client !== undefined) await (await client).close();
+    },
+  };
+}
+
 interface Deps {
   readonly upstream: UpstreamImds;
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  readonly kube: KubeClientSource;
 }
 
 /** The one place where the credential chain is wired: STS issuer (per --credential-mode) behind the cache. */
@@ -167,7 +190,7 @@ async function credentialIssuer(cfg: Config, d: Deps): Promise<CredentialIssuer>
   };
   const issuer =
     cfg.credentialMode === 'web-identity'
-      ? createWebIdentityIssuer({ ...common, tokenFor: await tokenSource(cfg) })
+      ? createWebIdentityIssuer({ ...common, tokenFor: await tokenSource(cfg, d.kube) })
       : createAssumeRoleIssuer({
           ...common,
           nodeCredentials: () => d.upstream.getNodeCredentials(),
@@ -183,15 +206,15 @@ async function credentialIssuer(cfg: Config, d: Deps): Promise<CredentialIssuer>
 }
 
 /** Service-account tokens through TokenRequest; loaded lazily so file mode never loads the kube client. */
-async function tokenSource(cfg: Config): Promise<(pod: PodIdentity) => Promise<string>> {
+async function tokenSource(
+  cfg: Config,
+  kube: KubeClientSource,
+): Promise<(pod: PodIdentity) => Promise<string>> {
   if (cfg.identityFile !== undefined) {
     throw new Error('--credential-mode=web-identity needs the Kubernetes API: unset --identity-file');
   }
-  const [{ kubeClientFor }, { createTokenSource }] = await Promise.all([
-    import('./kube/client.js'),
-    import('./kube/token.js'),
-  ]);
-  return createTokenSource(kubeClientFor(cfg.kubeconfig), cfg.tokenAudience);
+  const { createTokenSource } = await import('./kube/token.js');
+  return createTokenSource(await kube(), cfg.tokenAudience);
 }
 
 async function discoverRegion(upstream: UpstreamImds): Promise<string> {
@@ -207,7 +230,14 @@ async function discoverRegion(upstream: UpstreamImds): Promise<string> {
 
 async function startIdentity(
   cfg: Config,
-  d: { logger: Logger; metrics: Metrics; clock: Clock; issuer: CredentialIssuer; upstream: UpstreamImds },
+  d: {
+    logger: Logger;
+    metrics: Metrics;
+    clock: Clock;
+    issuer: CredentialIssuer;
+    upstream: UpstreamImds;
+    kube: KubeClientSource;
+  },
 ): Promise<Identity> {
   if (cfg.identityFile !== undefined) {
     return startFileIdentity({
@@ -225,13 +255,22 @@ async function startIdentity(
     clock: d.clock,
     credentialIssuer: d.issuer,
     upstream: d.upstream,
+    kubeClient: await d.kube(),
   });
   return kube;
 }
 
-async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promise<Rules> {
+async function startGuard(
+  cfg: Config,
+  logger: Logger,
+  metrics: Metrics,
+  kube: KubeClientSource,
+): Promise<Rules> {
   const { startRuleGuard } = await import('./netfilter/guard.js');
-  const owner = cfg.daemonset === undefined ? undefined : await watchOwnDaemonSet(cfg, cfg.daemonset, logger);
+  const owner =
+    cfg.daemonset === undefined
+      ? undefined
+      : await watchOwnDaemonSet(cfg, cfg.daemonset, logger, await kube());
   const guard = await startRuleGuard(cfg, { logger, metrics });
   return {
     problems: () => guard.problems(),
@@ -244,14 +283,12 @@ async function startGuard(cfg: Config, logger: Logger, metrics: Metrics): Promis
 }
 
 /** Uninstall mode (src/kube/daemonset-watch.ts): rules go only when the agent saw its DaemonSet deleted. */
-async function watchOwnDaemonSet(cfg: Config, ref: string, logger: Logger) {
-  const [{ kubeClientFor }, dsw, { removeRules }, { execaRunner }] = await Promise.all([
-    import('./kube/client.js'),
+async function watchOwnDaemonSet(cfg: Config, ref: string, logger: Logger, client: KubeClient) {
+  const [dsw, { removeRules }, { execaRunner }] = await Promise.all([
     import('./kube/daemonset-watch.js'),
     import('./netfilter/remove.js'),
     import('./netfilter/runner.js'),
   ]);
-  const client = kubeClientFor(cfg.kubeconfig);
   const watch = dsw.watchDaemonSet(client, dsw.parseDaemonSetRef(ref)!, logger);
   const backends = cfg.iptablesBackend === 'auto' ? (['nft', 'legacy'] as const) : [cfg.iptablesBackend];
   return {
@@ -260,10 +297,7 @@ async function watchOwnDaemonSet(cfg: Config, ref: string, logger: Logger) {
       const { removed } = await removeRules(execaRunner(), backends, logger);
       logger.info({ removed }, 'own DaemonSet deleted: interception rules removed (uninstall)');
     },
-    stop: () => {
-      watch.stop();
-      void client.close();
-    },
+    stop: () => watch.stop(),
   };
 }
 
@@ -272,18 +306,18 @@ async function startTaintGuard(
   key: string,
   logger: Logger,
   notReady: () => Promise<string[]>,
-): Promise<() => Promise<void>> {
+  kube: KubeClientSource,
+): Promise<() => void> {
   if (cfg.nodeName === undefined) throw new Error('--startup-taint needs --node-name');
-  const [{ kubeClientFor }, { startStartupTaintGuard }] = await Promise.all([
-    import('./kube/client.js'),
-    import('./kube/startup-taint.js'),
-  ]);
-  const client = kubeClientFor(cfg.kubeconfig);
-  const guard = startStartupTaintGuard({ client, nodeName: cfg.nodeName, key, logger, notReady });
-  return async () => {
-    guard.stop();
-    await client.close();
-  };
+  const { startStartupTaintGuard } = await import('./kube/startup-taint.js');
+  const guard = startStartupTaintGuard({
+    client: await kube(),
+    nodeName: cfg.nodeName,
+    key,
+    logger,
+    notReady,
+  });
+  return () => guard.stop();
 }
 
 /** `0.0.0.0:8181` / `[::1]:8181` → fastify listen options (src/host-port.ts). */
