@@ -125,13 +125,19 @@ export function createUpstream(opts: UpstreamOptions): UpstreamImds {
         ? session
         : await within(currentSession(), deadline);
     const res = await send(method, path, tokenHeader(s), deadline);
-    if (res.status === 401 && s.mode === 'v2' && session === s) {
-      // Upstream forgot our session (restart, clock jump): one new session, one retry.
-      session = undefined;
-      const again = await within(currentSession(), deadline);
-      return send(method, path, tokenHeader(again), deadline);
-    }
-    return res;
+    if (res.status !== 401) return res;
+    // Upstream forgot our session (restart, clock jump) or now requires IMDSv2 while we were token-less:
+    // one new session, one retry.
+    if (session === s) session = undefined;
+    const again = await within(currentSession(), deadline);
+    const retried = await send(method, path, tokenHeader(again), deadline);
+    if (retried.status !== 401) return retried;
+    // A 401 is about the *agent's* session, never the pod's token (the agent checked that one). Relaying it
+    // would make the pod's SDK re-PUT a token and ask again for ever (docs/protocol.md §6.3), so it is the
+    // agent's upstream that failed: 502.
+    session = undefined;
+    opts.metrics.upstreamErrors.inc({ kind: 'session' });
+    throw new ImdsError('UPSTREAM_UNAVAILABLE', 'upstream refused a fresh session token');
   }
 
   /** A shared session PUT may have started for another request: wait for it only until our deadline. */

@@ -88,6 +88,32 @@ describe('upstream session', () => {
     expect(seen.map((s) => s.method)).toEqual(['PUT', 'GET', 'GET', 'PUT', 'GET']);
   });
 
+  it('answers 502, never relays 401, when a fresh session is refused too', async () => {
+    script = (s) => (s.method === 'PUT' ? { status: 200, body: 'session-x' } : { status: 401 });
+    await expect(upstream.forward('GET', '/x')).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(seen.map((s) => s.method)).toEqual(['PUT', 'GET', 'PUT', 'GET']);
+    // The refused session is dropped: the next request starts with a new PUT.
+    await expect(upstream.forward('GET', '/x')).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(seen.map((s) => s.method).slice(4)).toEqual(['PUT', 'GET', 'PUT', 'GET']);
+  });
+
+  it('takes a session at once when a token-less upstream starts to require IMDSv2', async () => {
+    let v2 = false;
+    script = (s) =>
+      s.method === 'PUT'
+        ? v2
+          ? { status: 200, body: 'session-1' }
+          : { status: 403 }
+        : !v2 || s.headers['x-aws-ec2-metadata-token'] === 'session-1'
+          ? { status: 200, body: 'ok' }
+          : { status: 401 };
+    expect((await upstream.forward('GET', '/x')).status).toBe(200);
+    v2 = true;
+    expect((await upstream.forward('GET', '/x')).status).toBe(200);
+    expect(seen.map((s) => s.method)).toEqual(['PUT', 'GET', 'GET', 'PUT', 'GET']);
+    expect(seen[4]!.headers['x-aws-ec2-metadata-token']).toBe('session-1');
+  });
+
   it.each([403, 404, 405])(
     'goes token-less when the token PUT answers %d, and asks again later',
     async (status) => {
