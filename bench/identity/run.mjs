@@ -51,9 +51,10 @@ const freePort = () =>
   });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, fn, ms = 120_000) {
+async function waitFor(what, fn, ms = 120_000, dead = () => undefined) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
+    if (dead() !== undefined) throw new Error(`${what}: the process exited (${dead()})`);
     if (
       await fn().then(
         () => true,
@@ -215,10 +216,17 @@ function startAgent(dist, env, flags = []) {
       IMDSGATE_BENCH_STS: env.sts,
     },
   });
+  // A child that crashes must end the bench with its exit status, not leave it waiting for a message.
   const next = (type) =>
-    new Promise((resolve) => {
-      const on = (m) => m.type === type && (child.off('message', on), resolve(m));
+    new Promise((resolve, reject) => {
+      const done = () => (child.off('message', on), child.off('exit', died));
+      const on = (m) => m.type === type && (done(), resolve(m));
+      const died = (code, signal) => (
+        done(),
+        reject(new Error(`bench agent exited (${code ?? signal}) before '${type}'`))
+      );
       child.on('message', on);
+      child.once('exit', died);
     });
   return { child, next, ask: (m) => (child.send(m), next(m.type)) };
 }
@@ -253,6 +261,8 @@ async function startServe(dist, env, flags = []) {
     env: { ...process.env, ...vars, IMDSGATE_MANAGE_RULES: 'false' },
     stdio: 'ignore',
   });
+  let exited;
+  child.once('exit', (code, signal) => (exited = code ?? signal));
   await waitFor(
     'imdsgate serve /readyz',
     () =>
@@ -260,6 +270,7 @@ async function startServe(dist, env, flags = []) {
         if (r.status !== 200) throw new Error(String(r.status));
       }),
     30_000,
+    () => exited,
   );
   const readyMs = performance.now() - t0;
   await sleep(2000);
