@@ -9,7 +9,7 @@ import type { PodIdentity, PodLookupResult } from '../pods/types.js';
 import type { RoleDecision } from '../roles/types.js';
 import type { Answer, AppDeps } from './types.js';
 
-/** What this module writes of the pipeline's RequestContext (owned here: pipeline.ts imports this file). */
+/** What this module writes of a request's RequestContext (record.ts); owned here, as record.ts imports iam.ts. */
 interface DecisionContext {
   decision?: DecisionLog;
 }

@@ -3,22 +3,15 @@
 // so app.ts stays a thin fastify adapter. Never throws: every outcome becomes an Answer, one metric
 // sample and, for decisions, one log line.
 import { ImdsError } from '../errors.js';
-import { canonicalize, toWire } from '../imds/canonical.js';
 import { createListingFilter } from '../imds/listing.js';
-import { createPathPolicy, type PathClass, type PathPolicy } from '../imds/paths.js';
+import { createPathPolicy, type PathClass } from '../imds/paths.js';
 import { TOKEN_HEADER, TTL_HEADER, parseTtl, type TokenBinding } from '../imds/tokens.js';
 import type { PodLookupResult } from '../pods/types.js';
 import { errorAnswer } from './answers.js';
-import type { Logger } from '../logger.js';
-import { answerIam, podHasRole, type DecisionLog } from './iam.js';
-import type { Answer, AppDeps, PodRequest, RouteClass } from './types.js';
-
-export interface RequestContext {
-  route: RouteClass;
-  path?: string;
-  decision?: DecisionLog;
-  reason?: string;
-}
+import { answerIam, podHasRole } from './iam.js';
+import { createDecisionLoggers, record, type RequestContext } from './record.js';
+import { createTargetMemo, isIdentityPath, type Target } from './targets.js';
+import type { Answer, AppDeps, PodRequest } from './types.js';
 
 export function createPipeline(deps: AppDeps) {
   const policy = createPathPolicy({ allow: deps.config.allowPath, deny: deps.config.denyPath });
@@ -129,51 +122,6 @@ export function createPipeline(deps: AppDeps) {
   };
 }
 
-type Target =
-  | { readonly ok: false; readonly reason: string }
-  | {
-      readonly ok: true;
-      readonly path: string;
-      readonly cls: PathClass;
-      readonly route: RouteClass;
-      readonly wire: string;
-      /** A directory whose forwarded listing is filtered. */
-      readonly dir: boolean;
-    };
-
-/** Targets remembered at most, and only short ones; the memo is dropped whole when full. */
-const MAX_MEMO_TARGETS = 1024;
-const MAX_MEMO_TARGET_LENGTH = 256;
-
-/**
- * canonicalize → classify → toWire, remembered per raw target. All three are pure functions of the
- * target (and the policy, fixed for the pipeline's life), and pods ask for the same few paths again and
- * again, so the memo changes no answer; it only skips re-deriving them (a tenth of a cached credential
- * request's CPU). Bounded, so distinct targets from a hostile pod cannot grow it.
- */
-function createTargetMemo(policy: PathPolicy) {
-  const memo = new Map<string, Target>();
-  const derive = (target: string): Target => {
-    const canon = canonicalize(target);
-    if (!canon.ok) return canon;
-    const cls = policy.classify(canon.path);
-    const dir = policy.isDirectory(canon.path);
-    return { ok: true, path: canon.path, cls, route: routeOf(cls), wire: toWire(canon.path), dir };
-  };
-  return {
-    get(target: string): Target {
-      let t = memo.get(target);
-      if (t !== undefined) return t;
-      t = derive(target);
-      if (target.length <= MAX_MEMO_TARGET_LENGTH) {
-        if (memo.size >= MAX_MEMO_TARGETS) memo.clear();
-        memo.set(target, t);
-      }
-      return t;
-    },
-  };
-}
-
 const unidentified = (req: PodRequest): TokenBinding => ({ ip: req.sourceIp, uid: '', pod: '' });
 
 function bindingOf(req: PodRequest, lookup: PodLookupResult): TokenBinding {
@@ -195,84 +143,3 @@ function bindingOf(req: PodRequest, lookup: PodLookupResult): TokenBinding {
 function needsWait(req: PodRequest, cls: PathClass): boolean {
   return isIdentityPath(cls) || req.headers[TOKEN_HEADER] === undefined;
 }
-
-function isIdentityPath(cls: PathClass): boolean {
-  return (
-    cls.kind === 'credentials-list' ||
-    cls.kind === 'credentials-role' ||
-    cls.kind === 'iam-info' ||
-    cls.kind === 'iam-list'
-  );
-}
-
-function routeOf(cls: PathClass): RouteClass {
-  switch (cls.kind) {
-    case 'token':
-      return 'token';
-    case 'credentials-list':
-    case 'credentials-role':
-      return 'credentials';
-    case 'iam-info':
-    case 'iam-list':
-      return 'iam';
-    case 'forward':
-      return 'forward';
-    case 'version-listing':
-      return 'listing';
-    case 'concealed':
-      return 'concealed';
-    case 'refused':
-      return 'invalid';
-  }
-}
-
-function record(
-  deps: AppDeps,
-  decisionLoggers: ReturnType<typeof createDecisionLoggers>,
-  req: PodRequest,
-  ctx: RequestContext,
-  a: Answer,
-  seconds: number,
-): void {
-  const method = METHODS.has(req.method) ? req.method : 'OTHER';
-  deps.metrics.requests.inc({ route: ctx.route, method, status: STATUS[a.status] ?? String(a.status) });
-  deps.metrics.requestDuration.observe({ route: ctx.route }, seconds);
-  const d = ctx.decision;
-  const level = d !== undefined ? 'info' : a.status >= 500 ? 'warn' : 'debug';
-  if (!deps.logger.isLevelEnabled(level)) return;
-  // A flat object of fixed shape (pino skips undefined values): cheaper than spreads.
-  const line = {
-    ip: req.sourceIp,
-    method,
-    path: ctx.path,
-    route: ctx.route,
-    status: a.status,
-    latencyMs: Math.round(seconds * 1e6) / 1e3,
-    reason: ctx.reason,
-  };
-  if (d !== undefined) decisionLoggers.for(d).info(line, 'decision');
-  else deps.logger[level](line, a.status >= 500 ? 'request failed' : 'request');
-}
-
-/**
- * One pino child per decision (DecisionLog objects are reused while a pod's decision is unchanged, see
- * iam.ts), so a decision line serialises the pod, role and outcome fields once, not on every request.
- * The line carries the same fields as before; the decision fields now come first.
- */
-function createDecisionLoggers(logger: Logger) {
-  const children = new WeakMap<DecisionLog, Logger>();
-  return {
-    for(d: DecisionLog): Logger {
-      let child = children.get(d);
-      if (child === undefined) children.set(d, (child = logger.child({ ...d })));
-      return child;
-    },
-  };
-}
-
-/** Status label strings for the statuses the front door answers with, made once. */
-const STATUS: Record<number, string> = Object.fromEntries(
-  [200, 400, 401, 403, 404, 405, 413, 429, 431, 500, 502, 503, 504].map((s) => [s, String(s)]),
-);
-
-const METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']);
