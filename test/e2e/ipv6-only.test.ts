@@ -3,6 +3,7 @@
 // IPv4 host address. A pod asking [fd00:ec2::254] gets its own role through the ip6tables DNAT; its IPv4
 // metadata traffic, which has no IPv4 DNAT target, is dropped rather than passed to the node's IMDS.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callerArn } from './sandbox/clients.js';
 import { mustInNetns } from './sandbox/netns.js';
 import { createSandbox, curlIn, type Sandbox, type SandboxPod } from './sandbox/sandbox.js';
 import { METADATA_IP6, NODE_IP6 } from './sandbox/topology.js';
@@ -35,6 +36,15 @@ describe('IPv6-only node', () => {
   it('a pod asking [fd00:ec2::254] gets its own role, and the policy holds', async () => {
     expect(await curlIn(web.netns, v6(CREDS), ['-g'])).toMatchObject({ status: 200, body: 'app-a' });
     expect((await curlIn(intruder.netns, v6(CREDS), ['-g'])).status).toBe(404);
+  });
+
+  it("botocore in IPv6 endpoint mode gets the pod's own role; in its default IPv4 mode it finds none", async () => {
+    // SDKs ask 169.254.169.254 unless told otherwise (AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE, docs/install-eks.md §4).
+    const v6 = await callerArn(web.netns, sb.env, 'ipv6');
+    expect(v6.error).toBeUndefined();
+    expect(v6.arn).toMatch(/:assumed-role\/app-a\//);
+    expect((await callerArn(intruder.netns, sb.env, 'ipv6')).error ?? '').toMatch(/no credentials/);
+    expect((await callerArn(web.netns, sb.env, 'ipv4')).error ?? '').toMatch(/no credentials/);
   });
 
   it('the DNAT points where the agent listens; IPv4 metadata traffic is dropped, not passed on', async () => {

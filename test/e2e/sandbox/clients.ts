@@ -17,10 +17,23 @@ sts = s.create_client("sts", region_name="us-east-1", endpoint_url=sys.argv[1])
 print(json.dumps({"arn": sts.get_caller_identity()["Arn"]}))
 `;
 
-export async function callerArn(netns: string, env: TestEnv): Promise<{ arn?: string; error?: string }> {
+/**
+ * `ipv6`: the SDK's own IPv6 endpoint mode (AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6, so it asks
+ * [fd00:ec2::254]) instead of an explicit endpoint, as a pod on an IPv6 cluster is configured.
+ */
+export async function callerArn(
+  netns: string,
+  env: TestEnv,
+  endpoint: 'ipv4' | 'ipv6' = 'ipv4',
+): Promise<{ arn?: string; error?: string }> {
   const home = mkdtempSync(join(tmpdir(), 'imdsgate-caller-'));
+  const vars = cleanEnv({ endpoint: 'http://169.254.169.254' }, home);
+  if (endpoint === 'ipv6') {
+    delete vars.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+    vars.AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE = 'IPv6';
+  }
   const r = await execa('ip', ['netns', 'exec', netns, env.python, '-c', CALLER, env.sts.endpoint], {
-    env: cleanEnv({ endpoint: 'http://169.254.169.254' }, home),
+    env: vars,
     extendEnv: false,
     reject: false,
     timeout: 60_000,
