@@ -12,9 +12,20 @@
 #
 # BASE: any Debian bookworm image. The default is a pinned point release; release pipelines should pin
 # it by digest. test/container/build-and-run.sh passes a locally debootstrapped bookworm instead.
+#
+# Architectures: amd64 and arm64 (Graviton), `--platform linux/arm64` for the latter. Only the runtime
+# stage is of the target platform; toolchain and builder run on the build machine's platform
+# ($BUILDPLATFORM, https://docs.docker.com/build/building/variables/#multi-platform-build-arguments), so a
+# cross build emulates only apt and one `imdsgate --version`, never npm. That is sound because the
+# production dependencies are pure JavaScript (test/unit/image-arch.test.ts checks package-lock.json) and
+# dist/ is arch-independent. For a cross build BASE must name both platforms (a manifest list, as
+# Debian's does); test/container/arm64.sh builds and runs the arm64 image under qemu on an x86_64 host.
 ARG BASE=docker.io/library/debian:12.11-slim
 
-FROM ${BASE} AS toolchain
+FROM --platform=$BUILDPLATFORM ${BASE} AS toolchain
+# BuildKit sets BUILDARCH; buildah 1.28 (Debian 12's) sets neither it nor BUILDPLATFORM (this stage then runs on the
+# target platform, whose architecture it is) unless they are passed, as test/container/podman-lib.sh does.
+ARG BUILDARCH
 ARG TARGETARCH=amd64
 ARG NODE_VERSION=24.22.3
 ARG NODE_SHA512_AMD64=287b286fe16ff587ab013bd8ba331b8b226a9d10af2edadcaff79336a46a88e486a7dec43a244fd723f8efe9271a043fc677375d8f31ce45b9f3b76567336a44
@@ -25,25 +36,39 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
+# /opt/node: node for this stage's (the build machine's) architecture, which the builder runs;
+# /opt/node-target: node for the image's architecture, which the runtime stage ships. The same file when
+# the two architectures are equal.
 RUN set -eu; \
-    case "$TARGETARCH" in \
-      amd64) arch=x64; sum="$NODE_SHA512_AMD64" ;; \
-      arm64) arch=arm64; sum="$NODE_SHA512_ARM64" ;; \
-      *) echo "unsupported TARGETARCH=$TARGETARCH" >&2; exit 1 ;; \
-    esac; \
     reg=https://registry.npmjs.org; \
-    curl -fsSL -o /tmp/node.tgz "$reg/node-linux-$arch/-/node-linux-$arch-$NODE_VERSION.tgz"; \
-    echo "$sum  /tmp/node.tgz" | sha512sum -c -; \
+    fetch_node() { \
+      case "$1" in \
+        amd64) arch=x64; sum="$NODE_SHA512_AMD64" ;; \
+        arm64) arch=arm64; sum="$NODE_SHA512_ARM64" ;; \
+        *) echo "unsupported architecture $1" >&2; exit 1 ;; \
+      esac; \
+      curl -fsSL -o /tmp/node.tgz "$reg/node-linux-$arch/-/node-linux-$arch-$NODE_VERSION.tgz"; \
+      echo "$sum  /tmp/node.tgz" | sha512sum -c -; \
+      mkdir -p "$2"; \
+      tar -xzf /tmp/node.tgz -C /tmp package/bin/node; \
+      mv /tmp/package/bin/node "$2/node"; \
+      rm -rf /tmp/node.tgz /tmp/package; \
+    }; \
+    buildarch="${BUILDARCH:-$TARGETARCH}"; \
+    fetch_node "$buildarch" /opt/node/bin; \
+    if [ "$TARGETARCH" = "$buildarch" ]; then \
+      mkdir -p /opt/node-target/bin && cp -p /opt/node/bin/node /opt/node-target/bin/node; \
+    else \
+      fetch_node "$TARGETARCH" /opt/node-target/bin; \
+    fi; \
     curl -fsSL -o /tmp/npm.tgz "$reg/npm/-/npm-$NPM_VERSION.tgz"; \
     echo "$NPM_SHA512  /tmp/npm.tgz" | sha512sum -c -; \
-    mkdir -p /opt/node/bin /opt/npm; \
-    tar -xzf /tmp/node.tgz -C /tmp package/bin/node; \
-    mv /tmp/package/bin/node /opt/node/bin/node; \
+    mkdir -p /opt/npm; \
     tar -xzf /tmp/npm.tgz -C /opt/npm --strip-components=1; \
-    rm -rf /tmp/node.tgz /tmp/npm.tgz /tmp/package; \
+    rm -rf /tmp/npm.tgz; \
     /opt/node/bin/node --version
 
-FROM ${BASE} AS builder
+FROM --platform=$BUILDPLATFORM ${BASE} AS builder
 ENV DEBIAN_FRONTEND=noninteractive
 # The system CA bundle also holds any CA the build host trusts through the base image (proxies).
 RUN apt-get update \
@@ -64,7 +89,9 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
  && chmod 0755 dist/main.js
 
-FROM ${BASE} AS runtime
+# --platform=$TARGETPLATFORM is the default, but buildah 1.28 otherwise reuses the platform it resolved BASE to
+# for the stages above (seen here: an amd64 runtime stage in a linux/arm64 build).
+FROM --platform=$TARGETPLATFORM ${BASE} AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -83,7 +110,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables conntrack ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
-COPY --from=toolchain /opt/node/bin/node /usr/local/bin/node
+COPY --from=toolchain /opt/node-target/bin/node /usr/local/bin/node
 WORKDIR /app
 COPY --from=builder /src/package.json ./package.json
 COPY --from=builder /src/node_modules ./node_modules

@@ -30,15 +30,6 @@ CTR=imdsgate-ct-$SUFFIX
 
 log() { printf '[container] %s\n' "$*"; }
 fail() { printf '[container] FAIL: %s\n' "$*" >&2; exit 1; }
-host_net_fp() {
-  { if command -v nft >/dev/null; then nft list ruleset; fi
-    for s in iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save; do
-      command -v "$s" >/dev/null && "$s" | grep -v '^#'
-    done
-    # Not `ip netns list`: other test suites on this machine create and delete their own namespaces.
-    cat /proc/sys/net/ipv4/ip_forward; ip -o link | cut -d: -f2
-  } 2>/dev/null | sha256sum | cut -d' ' -f1
-}
 
 [ "$(id -u)" = 0 ] || fail "run as root (podman rootful, ip netns)"
 for c in podman runc debootstrap ip iptables-nft-save iptables-legacy-save; do
