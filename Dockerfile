@@ -19,7 +19,8 @@
 # cross build emulates only apt and one `imdsgate --version`, never npm. That is sound because the
 # production dependencies are pure JavaScript (test/unit/image-arch.test.ts checks package-lock.json) and
 # dist/ is arch-independent. For a cross build BASE must name both platforms (a manifest list, as
-# Debian's does); test/container/arm64.sh builds and runs the arm64 image under qemu on an x86_64 host.
+# Debian's does); test/container/arm64.sh builds and runs the arm64 image under qemu on an x86_64 host
+# (docs/images.md).
 ARG BASE=docker.io/library/debian:12.11-slim
 
 FROM --platform=$BUILDPLATFORM ${BASE} AS toolchain

@@ -15,7 +15,8 @@
 #   - The image's entrypoint: --version, --help, `rules --print`, and `serve` with a bad config (exit 2);
 #     node's process.arch is arm64 and its ELF header says aarch64.
 #   - binfmt_misc (mounted or not, its handlers) and the host's network fingerprint are the same after.
-# Run as root: `bash test/container/arm64.sh`. CLEANUP=1 removes its images (not the shared amd64 base).
+# Run as root: `npm run test:container:arm64`. CLEANUP=1 removes its images (not the shared amd64 base);
+# COLD=1 starts from nothing of its own: no cached qemu, no arm64 base, no layer cache (--no-cache).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -66,7 +67,6 @@ cleanup() {
     podman rmi -f "$IMG" >/dev/null 2>&1 || true
     podman manifest rm "$BASE_MULTI" >/dev/null 2>&1 || true
     podman rmi -f "$BASE_ARM64" >/dev/null 2>&1 || true
-    podman image prune -f >/dev/null 2>&1 || true
   fi
   [ "$REGISTERED" = 1 ] && { echo -1 >"$BINFMT/$HANDLER" || rc=1; }
   # While mounted the kernel's handlers are visible: they must be those found at mount time.
@@ -84,6 +84,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+if [ "${COLD:-0}" = 1 ]; then
+  rm -rf "$QEMU_DIR"; export NO_CACHE=1
+  podman rmi -f "$BASE_ARM64" >/dev/null 2>&1 || podman untag "$BASE_ARM64" "$BASE_ARM64" 2>/dev/null || true
+  log "COLD=1: no cached qemu, no arm64 base, no layer cache"
+fi
 
 # --- 1. qemu-aarch64-static from the Debian package, never installed -----------------------------------
 if [ ! -x "$QEMU" ]; then

@@ -68,6 +68,7 @@ import_rootfs() {
 # create a bridge. --pull=never: a missing base fails at once. SOURCE=head builds the committed tree.
 # CREATED is the commit's date, not the clock's, so an unchanged tree rebuilds to the same image ID.
 # PLATFORM (e.g. linux/arm64, test/container/arm64.sh) builds for another platform; unset: the host's.
+# NO_CACHE=1 rebuilds every layer (a cold-build measurement).
 build_agent_image() {
   local ctx=$PODMAN_ROOT s; s=$(t)
   if [ "${SOURCE:-worktree}" = head ]; then
@@ -77,7 +78,8 @@ build_agent_image() {
   fi
   # buildah 1.28 (Debian 12) does not set BUILDPLATFORM/BUILDARCH, which the Dockerfile's native stages use.
   local buildarch; case "$(uname -m)" in x86_64) buildarch=amd64 ;; aarch64) buildarch=arm64 ;; *) buildarch=$(uname -m) ;; esac
-  podman build --pull=never --network host ${PLATFORM:+--platform "$PLATFORM"} --build-arg BASE="$BASE" \
+  podman build --pull=never --network host ${PLATFORM:+--platform "$PLATFORM"} ${NO_CACHE:+--no-cache} \
+    --build-arg BASE="$BASE" \
     --build-arg BUILDPLATFORM="linux/$buildarch" --build-arg BUILDARCH="$buildarch" \
     --build-arg REVISION="$(git -C "$PODMAN_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     --build-arg CREATED="$(git -C "$PODMAN_ROOT" log -1 --format=%cI 2>/dev/null || echo unknown)" \
