@@ -24,8 +24,9 @@
 ARG BASE=docker.io/library/debian:12.11-slim
 
 FROM --platform=$BUILDPLATFORM ${BASE} AS toolchain
-# BuildKit sets BUILDARCH; buildah 1.28 (Debian 12's) sets neither it nor BUILDPLATFORM (this stage then runs on the
-# target platform, whose architecture it is) unless they are passed, as test/container/podman-lib.sh does.
+# BuildKit sets BUILDARCH; buildah 1.28 (Debian 12's) sets neither it nor BUILDPLATFORM unless they are
+# passed, as test/container/podman-lib.sh does. Without them this stage runs on the target platform, so the
+# fallback below is the target's architecture.
 ARG BUILDARCH
 ARG TARGETARCH=amd64
 ARG NODE_VERSION=24.22.3
