@@ -3,8 +3,8 @@
 // single error listing every problem, before any port opens or any rule is installed.
 // valibot rather than zod: the same schema-and-type model at ~1 MB of heap instead of ~3.5 MB, which
 // stays resident for the agent's life on every node (bench/frontdoor RESULTS.md).
-import { parseArgs } from 'node:util';
 import * as v from 'valibot';
+import { readFlags } from './config-flags.js';
 import { checkBaseRoleArn, checkRoleArn, toRoleArn } from './arn.js';
 import { parseHostPort } from './host-port.js';
 import { ipFamily, resolveHostAddresses } from './ip.js';
@@ -400,14 +400,12 @@ export function loadConfig(
   const problems: string[] = [];
   let values: Record<string, unknown> = {};
   try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: Object.fromEntries(
+    values = readFlags(
+      argv,
+      Object.fromEntries(
         entries.map(([k, o]) => [flagName(k), { type: o.kind, multiple: o.multiple ?? false }]),
       ),
-    }));
+    );
   } catch (err) {
     problems.push((err as Error).message);
   }

@@ -128,3 +128,41 @@ describe('the rules are validated with the rest of the configuration (exit 2, no
     expect(loadConfig([], {}, { command: 'uninstall' }).iptablesBackend).toBe('auto');
   });
 });
+
+describe('boolean flags take a value: --flag=true|false|1|0, the config schema decides', () => {
+  it.each<[string[], boolean]>([
+    [['--manage-rules=false'], false],
+    [['--manage-rules=FALSE'], false],
+    [['--manage-rules=0'], false],
+    [['--manage-rules=true'], true],
+    [['--manage-rules'], true],
+    [['--manage-rules=false', '--manage-rules'], true],
+    [['--manage-rules', '--manage-rules=false'], false],
+    [['--manage-rules=true', '--manage-rules=0'], false],
+  ])('%j → manageRules %s', (args, want) => {
+    expect(loadConfig([...base, ...args], {}).manageRules).toBe(want);
+  });
+
+  it('a flag wins over the variable either way', () => {
+    expect(loadConfig([...base, '--ipv6=false'], { IMDSGATE_IPV6: 'true' }).ipv6).toBe(false);
+    const v6 = [...base, '--host-ipv6', 'fd00:100::1', '--listen', '[::]:8181'];
+    expect(loadConfig([...v6, '--ipv6=1'], { IMDSGATE_IPV6: 'false' }).ipv6).toBe(true);
+  });
+
+  it.each<[string, RegExp]>([
+    [
+      '--manage-rules=maybe',
+      /--manage-rules \/ IMDSGATE_MANAGE_RULES: must be true\|false\|1\|0 \(got "maybe"\)/,
+    ],
+    ['--ipv6=', /--ipv6 \/ IMDSGATE_IPV6: must be true\|false\|1\|0 \(got ""\)/],
+    ['--ipv6=yes', /--ipv6 .*must be true\|false\|1\|0 \(got "yes"\)/],
+  ])('%s is a configuration problem (exit 2), named with the value', (arg, why) => {
+    expect(() => loadConfig([...base, arg], {})).toThrow(ConfigError);
+    expect(() => loadConfig([...base, arg], {})).toThrow(why);
+  });
+
+  it('string flags keep their own =VALUE form and unknown ones still fail', () => {
+    expect(loadConfig([...base, '--region=eu-west-1'], {}).region).toBe('eu-west-1');
+    expect(() => loadConfig([...base, '--nope=false'], {})).toThrow(/nope/);
+  });
+});

@@ -30,6 +30,15 @@ describe('imdsgate CLI', () => {
     expect(String(err.mock.calls[0]?.[0])).toMatch(/unknown command "bogus"/);
     expect(await main([])).toBe(2);
   });
+
+  it('exits 2 naming a boolean flag given anything but true|false|1|0', async () => {
+    const err = vi.spyOn(process.stderr, 'write').mockReturnValue(true);
+    expect(await main(['serve', '--identity-file=/tmp/x.yaml', '--manage-rules=nope'])).toBe(2);
+    expect(String(err.mock.calls[0]?.[0])).toMatch(
+      /imdsgate serve: invalid configuration:\n {2}- --manage-rules \/ IMDSGATE_MANAGE_RULES: must be true\|false\|1\|0 \(got "nope"\)/,
+    );
+    expect(await main(['rules', '--print', '--ipv6=maybe'])).toBe(2);
+  });
 });
 
 describe('the shebang (how the image runs the agent)', () => {
