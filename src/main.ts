@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --initial-old-space-size=16 --heap-growing-percent=20 --single-threaded-gc --liftoff-only --gc-memory-reducer-start-delay-ms=2000 --v8-pool-size=1 --no-warnings
+#!/usr/bin/env -S node --max-semi-space-size=2 --initial-old-space-size=16 --heap-growing-percent=20 --liftoff-only --gc-memory-reducer-start-delay-ms=2000 --v8-pool-size=1 --no-maglev --no-warnings
 // argv → subcommand → exit code. Each subcommand lives in commands/ and is loaded only when used,
 // so `imdsgate --version` starts without pulling in the Kubernetes client.
 //
@@ -7,17 +7,25 @@
 // handleProcessWarnings in logger.ts.
 // The V8 flags above are how the agent runs everywhere (the image's entrypoint is this file; the
 // benchmarks read them from here). One agent runs on every node, so resident memory counts more than peak
-// throughput; bench/frontdoor/RESULTS.md measured each:
-// - a 1 MB young generation instead of Node's 16 MB, which otherwise stays resident after a burst;
-// - a first full GC at 16 MB of old space and then at 1.2 × the live size: Node's defaults let garbage
-//   grow for a long time before the first full GC, and until one runs V8's memory reducer never returns
-//   anything to the OS;
-// - V8's memory reducer (which compacts the heap and returns it to the OS once allocation calms down)
-//   armed 2 s after a full GC instead of 8 s, so a burst's heap is given back within seconds;
-// - GC on the main thread and one V8 worker thread (Node's default is 4), for an agent that uses one core
-//   at most: each idle worker still holds a stack and a malloc arena (~3-5 MB in all);
+// throughput. They were retuned on Node 24 (V8 13.6); bench/frontdoor/RESULTS.md has the A/B runs
+// (bench/frontdoor/flags.mjs) and the measurements behind each line:
+// - a 2 MB young generation: Node 24's V8 grows it to ~28 MB under load and keeps it; 1 MB (the Node 20
+//   choice) costs more CPU per request for no less memory on Node 24
+//   (https://nodejs.org/api/cli.html#--max-semi-space-sizesize-in-mib);
+// - a first full GC at 16 MB of old space and then at 1.2 × the live size: with V8's own growth the old
+//   space is ~19 MB larger after a burst, and V8's memory reducer only starts after a full GC;
+// - V8's memory reducer armed 2 s after a full GC instead of 8 s (its later retries wait a fixed 8 s and
+//   start a GC only once allocation is low: https://chromium.googlesource.com/v8/v8/+/refs/branch-heads/13.6/src/heap/memory-reducer.cc);
+// - one V8 worker thread (Node's default is 4, https://nodejs.org/api/cli.html#--v8-pool-sizenum): each
+//   worker that compiles or collects keeps its own malloc arena;
+// - no Maglev, V8's mid-tier JIT (https://v8.dev/blog/maglev, on by default since Node 22): its
+//   background compiles left ~11 MB in the worker's malloc arena after a burst; TurboFan still optimises
+//   hot code and CPU per request did not rise;
+// - no --single-threaded-gc any more: on V8 13 the pages a full GC frees go to a pool that a background
+//   task returns to the OS, and with GC confined to the main thread 15-20 MB stayed pooled and more
+//   garbage survived marking (flag semantics: https://chromium.googlesource.com/v8/v8/+/refs/branch-heads/13.6/src/flags/flag-definitions.h);
 // - Liftoff-only WebAssembly: undici parses HTTP in WebAssembly, and the optimising tier cost ~6 MB
-//   resident for no measurable gain per forwarded request.
+//   resident for no measurable gain per forwarded request (measured on Node 20, kept on Node 24).
 import { createRequire } from 'node:module';
 import { handleProcessWarnings } from './logger.js';
 

@@ -48,13 +48,13 @@ describe('the shebang (how the image runs the agent)', () => {
 
   it('names node through env -S with the V8 flags bench/frontdoor measured', () => {
     expect(flags).toEqual([
-      '--max-semi-space-size=1',
+      '--max-semi-space-size=2',
       '--initial-old-space-size=16',
       '--heap-growing-percent=20',
-      '--single-threaded-gc',
       '--liftoff-only',
       '--gc-memory-reducer-start-delay-ms=2000',
       '--v8-pool-size=1',
+      '--no-maglev',
       '--no-warnings',
     ]);
   });
