@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --initial-old-space-size=16 --heap-growing-percent=20 --liftoff-only --gc-memory-reducer-start-delay-ms=2000 --v8-pool-size=1 --no-maglev --no-warnings
+#!/usr/bin/env -S node --max-semi-space-size=2 --initial-old-space-size=16 --heap-growing-percent=20 --liftoff-only --gc-memory-reducer-start-delay-ms=2000 --v8-pool-size=1 --no-maglev --expose-gc --no-warnings
 // argv → subcommand → exit code. Each subcommand lives in commands/ and is loaded only when used,
 // so `imdsgate --version` starts without pulling in the Kubernetes client.
 //
@@ -24,6 +24,8 @@
 // - no --single-threaded-gc any more: on V8 13 the pages a full GC frees go to a pool that a background
 //   task returns to the OS, and with GC confined to the main thread 15-20 MB stayed pooled and more
 //   garbage survived marking (flag semantics: https://chromium.googlesource.com/v8/v8/+/refs/branch-heads/13.6/src/flags/flag-definitions.h);
+// - --expose-gc: the global gc() that heap-trim.ts calls once the agent is quiet after a burst, because
+//   V8 13's memory reducer does not return that memory by itself;
 // - Liftoff-only WebAssembly: undici parses HTTP in WebAssembly, and the optimising tier cost ~6 MB
 //   resident for no measurable gain per forwarded request (measured on Node 20, kept on Node 24).
 import { createRequire } from 'node:module';

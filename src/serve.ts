@@ -24,6 +24,7 @@ import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
 import type { InterceptionMonitor, NetInterface } from './netfilter/interception.js';
 import { createReadiness } from './readiness.js';
 import { hostPort } from './host-port.js';
+import { startHeapTrim } from './heap-trim.js';
 
 /** What serve needs from an identity source (file map or the Kubernetes watch). */
 export interface Identity {
@@ -130,6 +131,8 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     const listen = await app.listen({ ...hostPort(cfg.listen), backlog: LISTEN_BACKLOG });
     const metricsAddr = await metricsApp.listen(hostPort(cfg.metricsListen));
     logger.info({ listen, metrics: metricsAddr, upstream: cfg.upstream }, 'imdsgate serving');
+    const trim = startHeapTrim({ logger, gc: globalThis.gc });
+    cleanup.push(() => trim.stop());
 
     if (cfg.manageRules) {
       const installed = await (o.startRules ?? (() => startGuard(cfg, logger, metrics, kube.get)))();

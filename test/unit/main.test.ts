@@ -55,6 +55,7 @@ describe('the shebang (how the image runs the agent)', () => {
       '--gc-memory-reducer-start-delay-ms=2000',
       '--v8-pool-size=1',
       '--no-maglev',
+      '--expose-gc',
       '--no-warnings',
     ]);
   });
