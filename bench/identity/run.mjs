@@ -25,6 +25,7 @@ const ON_AGENT = 110;
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
 // Memory: every variant is started RSS_RUNS times, round-robin (noise hits all alike); medians reported.
 const RSS_RUNS = Number(process.env.BENCH_RSS_RUNS ?? 5);
+const RSS_LATER_MS = Number(process.env.BENCH_RSS_LATER_MS ?? 0);
 // Optional: sources compiled before the client-node replacement, for a before/after in the same run.
 const BEFORE_DIST = process.env.BENCH_BEFORE_DIST;
 // Node-flag variants measured besides Node's defaults; by default the flags the CLI ships with (its
@@ -273,11 +274,20 @@ async function startServe(dist, env, flags = []) {
     () => exited,
   );
   const readyMs = performance.now() - t0;
+  const vmRss = () =>
+    Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) * 1024;
   await sleep(2000);
-  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) * 1024;
+  const rss = vmRss();
+  // BENCH_RSS_LATER_MS: RSS read again that long after ready, once the agent has been quiet for a while
+  // (src/heap-trim.ts gives the start-up garbage back after its first quiet period).
+  let rssLater;
+  if (RSS_LATER_MS > 2000) {
+    await sleep(RSS_LATER_MS - 2000);
+    rssLater = vmRss();
+  }
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
-  return { readyMs, rss };
+  return { readyMs, rss, rssLater };
 }
 
 async function startAemm() {
@@ -314,7 +324,9 @@ async function rssMatrix(dist, env) {
       serve: true,
     })),
   ];
-  const samples = new Map(variants.map((v) => [v.name, { rss: [], ready: [], stages: undefined }]));
+  const samples = new Map(
+    variants.map((v) => [v.name, { rss: [], later: [], ready: [], stages: undefined }]),
+  );
   for (let r = 0; r < RSS_RUNS; r++) {
     for (const v of variants) {
       let res;
@@ -326,6 +338,7 @@ async function rssMatrix(dist, env) {
         await new Promise((done) => a.child.once('exit', done));
       }
       samples.get(v.name).rss.push(res.rss / 1024 / 1024);
+      if (res.rssLater !== undefined) samples.get(v.name).later.push(res.rssLater / 1024 / 1024);
       samples.get(v.name).stages ??= res.stages;
       samples.get(v.name).ready.push(res.readyMs);
     }
@@ -337,6 +350,12 @@ async function rssMatrix(dist, env) {
         rssMedianMB: median(s.rss).toFixed(1),
         readyMedianMs: Math.round(median(s.ready)),
         rssMB: s.rss.map((x) => Number(x.toFixed(1))),
+        ...(s.later.length > 0
+          ? {
+              rssLaterMedianMB: median(s.later).toFixed(1),
+              rssLaterMB: s.later.map((x) => Number(x.toFixed(1))),
+            }
+          : {}),
         ...(s.stages ? { firstRunStagesMB: s.stages } : {}),
       },
     ]),
