@@ -4,13 +4,17 @@
 // (bench/frontdoor/RESULTS.md, "Node 24 retune"). A memory-reducing full GC, `gc()` with the flavor
 // 'last-resort' (the global `gc` exists only with --expose-gc, which src/main.ts passes:
 // https://nodejs.org/api/cli.html#--expose-gc), returns it: 94.5 → 80.0 MB RSS in that benchmark, where a
-// regular full GC returned nothing. It runs only when RSS has grown well past its level after the last
-// such GC and the process then used almost no CPU for a whole period: one GC per burst, never during load.
+// regular full GC returned nothing. That GC pauses the agent for ~50-100 ms (two full compactions of a
+// ~20 MB heap on the benchmark machine), so it runs only when RSS has grown well past its level after the
+// last such GC and then a whole period went by with (almost) no pod requests and little CPU: one GC per
+// burst, never while pods are being served.
 import type { Logger } from 'pino';
 
 export interface TrimSample {
   /** Resident set size, bytes. */
   readonly rss: number;
+  /** Pod requests answered during the last period. */
+  readonly requests: number;
   /** CPU time (user + system) the process used during the last period, microseconds. */
   readonly cpuUs: number;
   /** Length of that period, microseconds. */
@@ -20,21 +24,30 @@ export interface TrimSample {
 export interface TrimPolicy {
   /** RSS growth over the level after the last trim that is worth a GC, bytes. */
   readonly growthBytes: number;
+  /** At most this many pod requests in a period that counts as quiet. */
+  readonly quietRequests: number;
   /** Share of one core below which a period counts as quiet. */
   readonly quietCpuShare: number;
 }
 
-export const TRIM_POLICY: TrimPolicy = { growthBytes: 8 * 2 ** 20, quietCpuShare: 0.05 };
+// 5 requests per 5 s period: the occasional SDK refresh may wait out the pause; 1,000 req/s never does.
+export const TRIM_POLICY: TrimPolicy = { growthBytes: 8 * 2 ** 20, quietRequests: 5, quietCpuShare: 0.05 };
 
 /** Whether to run a memory-reducing GC now. */
 export function shouldTrim(baselineRss: number, s: TrimSample, p: TrimPolicy = TRIM_POLICY): boolean {
-  return s.rss - baselineRss >= p.growthBytes && s.cpuUs < p.quietCpuShare * s.periodUs;
+  return (
+    s.rss - baselineRss >= p.growthBytes &&
+    s.requests <= p.quietRequests &&
+    s.cpuUs < p.quietCpuShare * s.periodUs
+  );
 }
 
 export interface HeapTrimDeps {
   readonly logger: Pick<Logger, 'debug'>;
   /** The global `gc` (undefined without --expose-gc: then nothing is ever trimmed). */
   readonly gc?: NodeJS.GCFunction;
+  /** Pod requests answered so far (a running total). */
+  readonly requests: () => Promise<number>;
   readonly rss?: () => number;
   readonly cpuUs?: () => number;
   readonly nowUs?: () => number;
@@ -43,7 +56,7 @@ export interface HeapTrimDeps {
 
 export interface HeapTrim {
   /** One check; the interval calls it. */
-  tick(): void;
+  tick(): Promise<void>;
   stop(): void;
 }
 
@@ -55,10 +68,17 @@ export function startHeapTrim(d: HeapTrimDeps): HeapTrim {
   let baseline = 0;
   let lastCpu = cpuUs();
   let lastAt = nowUs();
-  const tick = () => {
+  let lastRequests = 0;
+  const tick = async () => {
+    const served = await d.requests();
     const [cpu, at] = [cpuUs(), nowUs()];
-    const sample = { rss: rss(), cpuUs: cpu - lastCpu, periodUs: at - lastAt };
-    [lastCpu, lastAt] = [cpu, at];
+    const sample = {
+      rss: rss(),
+      requests: served - lastRequests,
+      cpuUs: cpu - lastCpu,
+      periodUs: at - lastAt,
+    };
+    [lastCpu, lastAt, lastRequests] = [cpu, at, served];
     if (d.gc === undefined || !shouldTrim(baseline, sample)) return;
     d.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     baseline = rss();
@@ -66,7 +86,10 @@ export function startHeapTrim(d: HeapTrimDeps): HeapTrim {
     // The GC's own CPU must not make the next period look busy.
     [lastCpu, lastAt] = [cpuUs(), nowUs()];
   };
-  const timer = setInterval(tick, d.intervalMs ?? 5000);
+  const timer = setInterval(
+    () => void tick().catch((err: unknown) => d.logger.debug({ err }, 'heap trim check failed')),
+    d.intervalMs ?? 5000,
+  );
   timer.unref();
   return { tick, stop: () => clearInterval(timer) };
 }

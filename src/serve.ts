@@ -131,7 +131,11 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
     const listen = await app.listen({ ...hostPort(cfg.listen), backlog: LISTEN_BACKLOG });
     const metricsAddr = await metricsApp.listen(hostPort(cfg.metricsListen));
     logger.info({ listen, metrics: metricsAddr, upstream: cfg.upstream }, 'imdsgate serving');
-    const trim = startHeapTrim({ logger, gc: globalThis.gc });
+    const trim = startHeapTrim({
+      logger,
+      gc: globalThis.gc,
+      requests: async () => (await metrics.requests.get()).values.reduce((n, v) => n + v.value, 0),
+    });
     cleanup.push(() => trim.stop());
 
     if (cfg.manageRules) {
