@@ -10,17 +10,17 @@
 // throughput. They were retuned on Node 24 (V8 13.6); bench/frontdoor/RESULTS.md has the A/B runs
 // (bench/frontdoor/flags.mjs) and the measurements behind each line:
 // - a 2 MB young generation: Node 24's V8 grows it to ~28 MB under load and keeps it; 1 MB (the Node 20
-//   choice) costs more CPU per request for no less memory on Node 24
+//   choice) cost 2.5 µs more CPU per request to save ~2 MB on Node 24
 //   (https://nodejs.org/api/cli.html#--max-semi-space-sizesize-in-mib);
-// - a first full GC at 16 MB of old space and then at 1.2 × the live size: with V8's own growth the old
-//   space is ~19 MB larger after a burst, and V8's memory reducer only starts after a full GC;
+// - a first full GC at 16 MB of old space and then at 1.2 × the live size: with V8's own growth RSS was
+//   ~19 MB higher after a burst;
 // - V8's memory reducer armed 2 s after a full GC instead of 8 s (its later retries wait a fixed 8 s and
 //   start a GC only once allocation is low: https://chromium.googlesource.com/v8/v8/+/refs/branch-heads/13.6/src/heap/memory-reducer.cc);
 // - one V8 worker thread (Node's default is 4, https://nodejs.org/api/cli.html#--v8-pool-sizenum): each
 //   worker that compiles or collects keeps its own malloc arena;
 // - no Maglev, V8's mid-tier JIT (https://v8.dev/blog/maglev, on by default since Node 22): its
 //   background compiles left ~11 MB in the worker's malloc arena after a burst; TurboFan still optimises
-//   hot code and CPU per request did not rise;
+//   hot code and steady CPU per request did not rise (the first seconds of load after a start cost more);
 // - no --single-threaded-gc any more: on V8 13 the pages a full GC frees go to a pool that a background
 //   task returns to the OS, and with GC confined to the main thread 15-20 MB stayed pooled and more
 //   garbage survived marking (flag semantics: https://chromium.googlesource.com/v8/v8/+/refs/branch-heads/13.6/src/flags/flag-definitions.h);
