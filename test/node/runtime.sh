@@ -3,6 +3,7 @@
 # and (on the machine's loopback) kube-controller-manager and kube-scheduler. `runtime.sh` starts what is
 # not running and waits for the Node to be Ready; `runtime.sh stop` stops kubelet, containerd and every
 # container the way a power cut would (a reboot also flushes netfilter: `runtime.sh reboot` does both).
+# `runtime.sh pod-range [START END]` narrows the pod addresses host-local hands out (cni_conf below).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -37,6 +38,24 @@ stop_node() {
   sleep 0.5
 }
 
+# The CNI configuration: the bridge cni0 with host-local IPAM over $POD_SUBNET, or only over START..END
+# of it (`runtime.sh pod-range START END`: test/node/7-churn.test.ts narrows it so that addresses come back
+# constantly; `runtime.sh pod-range` restores the whole subnet). containerd's CRI plugin watches the
+# directory and loads a changed file for the next sandbox; the file is renamed into place whole.
+cni_conf() {
+  local range="\"subnet\": \"$POD_SUBNET\", \"gateway\": \"$POD_GW\""
+  [ -n "${1:-}" ] && range="$range, \"rangeStart\": \"$1\", \"rangeEnd\": \"$2\""
+  cat >"$RUN/cni-conf/.10-bridge.tmp" <<JSON
+{ "cniVersion": "0.4.0", "name": "imdsgate-bed",
+  "plugins": [
+    { "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+      "ipam": { "type": "host-local", "ranges": [[{ $range }]],
+                "routes": [{ "dst": "0.0.0.0/0" }] } },
+    { "type": "portmap", "capabilities": { "portMappings": true } } ] }
+JSON
+  mv "$RUN/cni-conf/.10-bridge.tmp" "$RUN/cni-conf/10-bridge.conflist"
+}
+
 start_node() {
   if ! alive containerd; then
     nlog "runtime: containerd (Debian's 1.6, CRI plugin, runc, CNI bridge)"
@@ -63,14 +82,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dir = "/usr/lib/cni"
     conf_dir = "/etc/cni/net.d"
 TOML
-    cat >"$RUN/cni-conf/10-bridge.conflist" <<JSON
-{ "cniVersion": "0.4.0", "name": "imdsgate-bed",
-  "plugins": [
-    { "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "$POD_SUBNET", "gateway": "$POD_GW" }]],
-                "routes": [{ "dst": "0.0.0.0/0" }] } },
-    { "type": "portmap", "capabilities": { "portMappings": true } } ] }
-JSON
+    cni_conf
     start containerd nsenter -t "$HOLDER" -m -n containerd --config "$RUN/containerd.toml"
     wait_for containerd 20 ctr_ version
     for img in "$AGENT_IMAGE" "$PAUSE_IMAGE" "$CLIENT_IMAGE"; do
@@ -163,5 +175,6 @@ case ${1:-start} in
   start) start_node ;;
   stop) stop_node ;;
   reboot) stop_node; flush_netfilter ;;
-  *) echo "usage: runtime.sh [start|stop|reboot]" >&2; exit 2 ;;
+  pod-range) cni_conf "${2:-}" "${3:-}" ;;
+  *) echo "usage: runtime.sh [start|stop|reboot|pod-range [START END]]" >&2; exit 2 ;;
 esac
