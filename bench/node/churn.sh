@@ -4,7 +4,8 @@
 # a sandbox crash (pause process killed). Per arm: the handovers of an address to another role, the answers
 # that named another pod's role, the new pods' first-credential latency (container start → first answer
 # traced to its own role with STS), and the agent's waits and refusals. Bounded: REUSES (25) cross-role
-# handovers per arm, about 1.5 minutes each. Keeps a bed that is up (starts one otherwise); leaves it up.
+# handovers per arm, about 2.5 minutes each on a loaded machine. Keeps a bed that is up (starts one
+# otherwise; IMDSGATE_NODE_CNI=ptp for the per-pod-route bed, test/node/up); leaves it up.
 # Prints a Markdown table; bench/node/RESULTS-churn.md keeps the runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,9 +23,9 @@ for arm in $ARMS; do
     { tail -n 40 "$OUT/${arm/\//-}.log" >&2; exit 1; }
 done
 printf '\nload average at start %s; %s cross-role handovers wanted per arm\n\n' "$load" "$REUSES"
-echo '| binding / pods leave by | pods | cross-role handovers | answers | answers naming another pod'"'"'s role (pods) | refused / timed out | first credential p50 / p90 / p99 / max (ms) | agent: binding waits bound / refused, unknown-pod waits found / timeout |'
+echo '| CNI / binding / pods leave by | pods | cross-role handovers | answers | answers naming another pod'"'"'s role (pods) | refused / timed out | first credential p50 / p90 / p99 / max (ms) | agent: binding waits bound / refused, unknown-pod waits found / timeout |'
 echo '|---|---|---|---|---|---|---|---|'
 for arm in $ARMS; do
-  jq -r --arg arm "$arm" '"| \($arm) | \(.pods) | \(.crossRoleReuses) | \(.served) | \(.wrong | length) (\(.wrongPods)) | \(.refused) / \(.timedOut) | \(.firstCredentialMs | "\(.p50) / \(.p90) / \(.p99) / \(.max)") | \(.agent["sandbox_binding_waits bound"] // 0) / \(.agent["sandbox_binding_waits refused"] // 0), \(.agent["unknown_pod_waits found"] // 0) / \(.agent["unknown_pod_waits timeout"] // 0) |"' \
+  jq -r --arg arm "$arm" '"| \(.cni) / \($arm) | \(.pods) | \(.crossRoleReuses) | \(.served) | \(.wrong | length) (\(.wrongPods)) | \(.refused) / \(.timedOut) | \(.firstCredentialMs | "\(.p50) / \(.p90) / \(.p99) / \(.max)") | \(.agent["sandbox_binding_waits bound"] // 0) / \(.agent["sandbox_binding_waits refused"] // 0), \(.agent["unknown_pod_waits found"] // 0) / \(.agent["unknown_pod_waits timeout"] // 0) |"' \
     "$OUT/${arm/\//-}.json"
 done

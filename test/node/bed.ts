@@ -19,6 +19,8 @@ export interface NodeBed {
   run: string;
   holder: number;
   podLogs: string;
+  /** The CNI plugin the bed was brought up with (IMDSGATE_NODE_CNI; test/node/lib.sh). */
+  cni: 'bridge' | 'ptp';
 }
 
 /** The bed's recorded state (test/node/up writes it as shell assignments). */
@@ -32,7 +34,8 @@ export function nodeBed(): NodeBed {
     if (m) vars.set(m[1]!, m[2]!.replace(/\\(.)/g, '$1'));
   }
   const run = vars.get('RUN') ?? '';
-  return { run, holder: Number(vars.get('HOLDER')), podLogs: join(run, 'pod-logs') };
+  const cni = vars.get('CNI') === 'ptp' ? 'ptp' : 'bridge';
+  return { run, holder: Number(vars.get('HOLDER')), podLogs: join(run, 'pod-logs'), cni };
 }
 
 const kubeEnv = () => ({

@@ -28,7 +28,8 @@ podman build --pull=never --network host -t "$PAUSE_IMAGE" -f "$WORK/Containerfi
 nlog "images: client ($CLIENT_IMAGE: AWS CLI v2, botocore, aws-sdk-go-v2, curl)"
 mkdir -p "$WORK/client"
 cp "$BIN/goimds" "$ROOT/test/clients/botocore_creds.py" "$NODE_HERE/images/client/Containerfile" "$WORK/client/"
-podman build --pull=never --network host --build-arg BASE="$BASE" -t "$CLIENT_IMAGE" \
+arch=$(podman info --format '{{.Host.Arch}}')
+podman build --pull=never --network host --platform "linux/$arch" --build-arg ARCH="$arch" --build-arg BASE="$BASE" -t "$CLIENT_IMAGE" \
   -f "$WORK/client/Containerfile" "$WORK/client" >"$WORK/client.log" 2>&1 || { tail -30 "$WORK/client.log"; exit 1; }
 
 : >"$OUT/ids.new"

@@ -15,8 +15,11 @@ NS_NODE=imdsgate-node
 NS_CLOUD=imdsgate-cloud
 NODE_IP=169.254.100.1           # the node's InternalIP (kubelet --node-ip), on the veth to the cloud
 CLOUD_IP=169.254.100.2
-POD_SUBNET=169.254.64.0/27      # CNI bridge + host-local IPAM: 29 addresses, so they come back often
+POD_SUBNET=169.254.64.0/27      # host-local IPAM: 29 addresses, so they come back often
 POD_GW=169.254.64.1
+# The CNI plugin: `bridge` (cni0, one route for the whole subnet) or `ptp` (a veth and a /32 host route per
+# pod, as aws-vpc-cni, Calico and kindnet do). IMDSGATE_NODE_CNI chooses it at `up`; the bed records it.
+CNI=${IMDSGATE_NODE_CNI:-bridge}
 SVC_KUBE_IP=169.254.240.1       # the `kubernetes` Service's ClusterIP (first address of the service range)
 SVC_STS_IP=169.254.240.10       # where the chart's stsEndpoint points: a relay to moto
 IMDS_IP=169.254.169.254

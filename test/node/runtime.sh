@@ -38,27 +38,35 @@ stop_node() {
   sleep 0.5
 }
 
-# The CNI configuration: the bridge cni0 with host-local IPAM over $POD_SUBNET, or only over START..END
-# of it (`runtime.sh pod-range START END`: test/node/7-churn.test.ts narrows it so that addresses come back
-# constantly; `runtime.sh pod-range` restores the whole subnet). containerd's CRI plugin watches the
-# directory and loads a changed file for the next sandbox; the file is renamed into place whole.
+# The CNI configuration ($CNI, lib.sh): host-local IPAM over $POD_SUBNET, or only over START..END of it
+# (`runtime.sh pod-range START END`: test/node/7-churn.test.ts narrows it so that addresses come back
+# constantly; `runtime.sh pod-range` restores the whole subnet). `bridge` puts every pod on cni0; `ptp`
+# gives each pod a veth with a /32 host route through it (the gateway address on every host veth).
+# containerd's CRI plugin watches the directory and loads a changed file for the next sandbox; the file is
+# renamed into place whole.
 cni_conf() {
-  local range="\"subnet\": \"$POD_SUBNET\", \"gateway\": \"$POD_GW\""
+  local range="\"subnet\": \"$POD_SUBNET\", \"gateway\": \"$POD_GW\"" main
   [ -n "${1:-}" ] && range="$range, \"rangeStart\": \"$1\", \"rangeEnd\": \"$2\""
-  cat >"$RUN/cni-conf/.10-bridge.tmp" <<JSON
+  case $CNI in
+    ptp) main='"type": "ptp", "ipMasq": false' ;;
+    *) main='"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true' ;;
+  esac
+  cat >"$RUN/cni-conf/.10-pods.tmp" <<JSON
 { "cniVersion": "0.4.0", "name": "imdsgate-bed",
   "plugins": [
-    { "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    { $main,
       "ipam": { "type": "host-local", "ranges": [[{ $range }]],
                 "routes": [{ "dst": "0.0.0.0/0" }] } },
     { "type": "portmap", "capabilities": { "portMappings": true } } ] }
 JSON
-  mv "$RUN/cni-conf/.10-bridge.tmp" "$RUN/cni-conf/10-bridge.conflist"
+  mv "$RUN/cni-conf/.10-pods.tmp" "$RUN/cni-conf/10-pods.conflist"
+  # containerd uses the first file by name: none other may stay (a bed made before the file was renamed).
+  find "$RUN/cni-conf" -name '*.conflist' ! -name 10-pods.conflist -delete
 }
 
 start_node() {
   if ! alive containerd; then
-    nlog "runtime: containerd (Debian's 1.6, CRI plugin, runc, CNI bridge)"
+    nlog "runtime: containerd (Debian's 1.6, CRI plugin, runc, CNI $CNI)"
     cat >"$RUN/containerd.toml" <<TOML
 version = 2
 root = "/var/lib/containerd"
