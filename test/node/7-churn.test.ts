@@ -33,8 +33,7 @@ const REUSES = Number(process.env.IMDSGATE_CHURN_REUSES ?? 50);
  * that only a per-pod signal closes, which the route binding must close there.
  */
 const RETIRE = (process.env.IMDSGATE_CHURN_RETIRE ?? (nodeBed().cni === 'ptp' ? 'crash' : 'delete')) as
-  | 'crash'
-  | 'delete';
+  'crash' | 'delete';
 /** Where the guarantee holds (docs/identity.md): deletions through the API, and any exit on ptp. */
 const GUARANTEED = () => BINDING === 'auto' && (RETIRE === 'delete' || nodeBed().cni === 'ptp');
 
@@ -95,7 +94,10 @@ describe(`continuous churn through the real IPAM (--sandbox-binding=${BINDING}, 
     };
     console.log(`churn: ${JSON.stringify(figures)}`);
     if (process.env.IMDSGATE_CHURN_REPORT)
-      writeFileSync(process.env.IMDSGATE_CHURN_REPORT, JSON.stringify({ ...figures, podLogs: pods }, null, 1));
+      writeFileSync(
+        process.env.IMDSGATE_CHURN_REPORT,
+        JSON.stringify({ ...figures, podLogs: pods }, null, 1),
+      );
     expect(
       pods.every((p) => p.ips.length > 0 && p.ips.every((ip) => IN_RANGE.test(ip))),
       'every pod in the range',
