@@ -192,6 +192,24 @@ export const OPTIONS = {
       'annotation may have changed; 0 = never',
     schema: int(0, 86_400),
   },
+  // client-go's defaults (rest.Config QPS 5, burst 10). An agent needs 6 requests to start (3 lists, 3
+  // watches) and then about one watch re-open a minute; API Priority and Fairness is the server's own
+  // limit (docs/large-clusters.md).
+  kubeApiQps: {
+    kind: 'string',
+    default: '5',
+    help:
+      'Kubernetes mode: requests per second the agent starts towards the API server at most, sustained ' +
+      "(client-side token bucket, as client-go's; the later pages of one list take no token); 0 = no " +
+      'client-side limit',
+    schema: int(0, 1000),
+  },
+  kubeApiBurst: {
+    kind: 'string',
+    default: '10',
+    help: 'Kubernetes mode: requests the agent may start at once towards the API server after a quiet spell',
+    schema: int(1, 1000),
+  },
   stsEndpoint: {
     kind: 'string',
     help: 'STS endpoint URL; default is the regional endpoint',

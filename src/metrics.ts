@@ -177,6 +177,14 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
       labelNames: ['outcome'],
       registers: r,
     }),
+    kubeRequests: new Counter({
+      name: 'imdsgate_kube_requests_total',
+      help:
+        'Requests to the Kubernetes API server by answer (2xx|3xx|4xx|429: throttled by API Priority and ' +
+        'Fairness or a warming watch cache, honoured as its Retry-After says|5xx|error: no answer)',
+      labelNames: ['code'],
+      registers: r,
+    }),
     eventsEmitted: new Counter({
       name: 'imdsgate_kube_events_total',
       help: 'Kubernetes Events about denials, by result (sent|suppressed|error)',
@@ -220,6 +228,15 @@ export function createMetrics(registry: Registry = new Registry(), opts: { defau
   return metrics;
 }
 
+const KUBE_ANSWERS = ['2xx', '3xx', '4xx', '429', '5xx', 'error'] as const;
+
+/** The `code` label of imdsgate_kube_requests_total for an HTTP status (429 on its own) or 'error'. */
+export function kubeAnswer(status: number | 'error'): (typeof KUBE_ANSWERS)[number] {
+  if (status === 'error' || status < 200 || status > 599) return 'error';
+  if (status === 429) return '429';
+  return `${Math.floor(status / 100)}xx` as '2xx' | '3xx' | '4xx' | '5xx';
+}
+
 /**
  * Counters whose label values form a closed set start at 0 for each value, so the series exist (and
  * rate()/increase() and the alerts work) before the first event: a series that appears only with its first
@@ -233,6 +250,7 @@ type ClosedSetCounters =
   | 'sandboxWaits'
   | 'connectionsRefused'
   | 'eventsEmitted'
+  | 'kubeRequests'
   | 'tokenRejections';
 
 function zeroClosedLabelSets(m: Record<ClosedSetCounters, Counter<string>>): void {
@@ -251,6 +269,7 @@ function zeroClosedLabelSets(m: Record<ClosedSetCounters, Counter<string>>): voi
     'wait_timeout',
   ]);
   zero(m.podWatchRestarts, 'cause', ['gone', 'error', 'closed']);
+  zero(m.kubeRequests, 'code', KUBE_ANSWERS);
   zero(m.unknownPodWaits, 'outcome', ['found', 'timeout', 'over_limit']);
   zero(m.sandboxWaits, 'outcome', ['bound', 'refused', 'over_limit']);
   zero(m.connectionsRefused, 'reason', [

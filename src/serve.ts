@@ -17,7 +17,7 @@ import { createTokenService } from './imds/tokens.js';
 import { createUpstream, type UpstreamImds } from './imds/upstream.js';
 import { createBatchedDestination } from './log-destination.js';
 import { createLogger, logProcessWarnings, type Logger } from './logger.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, kubeAnswer, type Metrics } from './metrics.js';
 import { startFileIdentity } from './pods/file-identity.js';
 import { systemClock, type Clock, type PodIdentity, type PodLookup } from './pods/types.js';
 import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
@@ -81,7 +81,7 @@ export async function serve(cfg: Config, o: ServeOverrides = {}): Promise<Served
   // One Kubernetes client for every part that talks to the API server (pod view, tokens, taint, own
   // DaemonSet, node Events): one connection pool and one client-side rate limit per agent, as
   // docs/large-clusters.md counts them. Created on first use, so file mode never loads it; closed last.
-  const kube = sharedKubeClient(cfg);
+  const kube = sharedKubeClient(cfg, metrics);
   cleanup.push(() => kube.close());
   try {
     const upstream =
@@ -166,10 +166,20 @@ const pick = (i: Identity) => ({
 /** The agent's Kubernetes client, created on first use (Kubernetes mode only). */
 type KubeClientSource = () => Promise<KubeClient>;
 
-function sharedKubeClient(cfg: Config): { get: KubeClientSource; close: () => Promise<void> } {
+function sharedKubeClient(
+  cfg: Config,
+  metrics: Metrics,
+): { get: KubeClientSource; close: () => Promise<void> } {
   let client: Promise<KubeClient> | undefined;
+  const load = async () => {
+    const m = await import('./kube/client.js');
+    return m.kubeClientFor(cfg.kubeconfig, {
+      rateLimit: m.rateLimitOf(cfg),
+      onResponse: (status) => metrics.kubeRequests.inc({ code: kubeAnswer(status) }),
+    });
+  };
   return {
-    get: () => (client ??= import('./kube/client.js').then((m) => m.kubeClientFor(cfg.kubeconfig))),
+    get: () => (client ??= load()),
     close: async () => {
       if (client !== undefined) await (await client).close();
     },

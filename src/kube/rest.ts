@@ -70,6 +70,8 @@ export interface KubeClientOptions {
   /** Client-side limit on request starts (default QPS 5, burst 10, as client-go); qps 0 = none. */
   readonly rateLimit?: RateLimit;
   readonly now?: () => number;
+  /** Every answer's HTTP status, or 'error' when none came (refused, reset, aborted): for the metrics. */
+  readonly onResponse?: (status: number | 'error') => void;
 }
 
 export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): KubeClient {
@@ -115,11 +117,24 @@ export function createKubeClient(t: KubeTarget, o: KubeClientOptions = {}): Kube
         bodyTimeout,
       });
     };
-    let res = await attempt().catch(fail);
+    const observed = async () => {
+      try {
+        const res = await attempt();
+        o.onResponse?.(res.statusCode);
+        return res;
+      } catch (err) {
+        // A request its caller stopped (a view's stop, a watch ended by an ERROR event) got no answer
+        // because nobody wanted one: not counted. Its own deadline passing is counted.
+        const reason = r.signal?.aborted === true ? (r.signal.reason as Error | undefined) : undefined;
+        if (reason === undefined || reason.name === 'TimeoutError') o.onResponse?.('error');
+        return fail(err);
+      }
+    };
+    let res = await observed();
     // A rotated service-account token: re-read the file once and retry (client-go does the same).
     if (res.statusCode === 401 && t.token?.refresh() === true) {
       await res.body.dump();
-      res = await attempt().catch(fail);
+      res = await observed();
     }
     if (res.statusCode >= 200 && res.statusCode < 300) return res;
     const retryAfterMs = parseRetryAfter(res.headers['retry-after'], now());

@@ -39,6 +39,26 @@ describe('loadConfig', () => {
     expect(() => loadConfig([...base, '--session-duration-seconds', '7200'], {})).toThrow(/role chaining/);
   });
 
+  it('--kube-api-qps / --kube-api-burst: client-go defaults, whole numbers, burst at least 1, qps 0 = off', () => {
+    expect(loadConfig(base, {})).toMatchObject({ kubeApiQps: 5, kubeApiBurst: 10 });
+    expect(loadConfig([...base, '--kube-api-qps', '0'], { IMDSGATE_KUBE_API_BURST: '40' })).toMatchObject({
+      kubeApiQps: 0,
+      kubeApiBurst: 40,
+    });
+    let problems: string[] = [];
+    try {
+      loadConfig([...base, '--kube-api-qps', '2.5', '--kube-api-burst', '0'], {});
+    } catch (e) {
+      problems = (e as ConfigError).problems;
+    }
+    expect(problems).toEqual([
+      '--kube-api-qps / IMDSGATE_KUBE_API_QPS: must be a whole number (got "2.5")',
+      '--kube-api-burst / IMDSGATE_KUBE_API_BURST: must be at least 1 (got "0")',
+    ]);
+    expect(() => loadConfig(base, { IMDSGATE_KUBE_API_QPS: '-1' })).toThrow(/must be at least 0/);
+    expect(() => loadConfig(base, { IMDSGATE_KUBE_API_QPS: 'lots' })).toThrow(/must be a number/);
+  });
+
   it('names flags and variables consistently', () => {
     expect(flagName('metricsListen')).toBe('metrics-listen');
     expect(envName('metricsListen')).toBe('IMDSGATE_METRICS_LISTEN');

@@ -39,6 +39,21 @@ describe('imdsgate CLI', () => {
     );
     expect(await main(['rules', '--print', '--ipv6=maybe'])).toBe(2);
   });
+
+  it('serve: a bad --kube-api-qps / --kube-api-burst exits 2 before any port opens; --help lists both', async () => {
+    const err = vi.spyOn(process.stderr, 'write').mockReturnValue(true);
+    const out = vi.spyOn(process.stdout, 'write').mockReturnValue(true);
+    // Ports 1 and 2: serve() would fail to bind them (exit 1), so exit 2 proves it never got that far.
+    const argv = ['serve', '--node-name=n', '--listen=127.0.0.1:1', '--metrics-listen=127.0.0.1:2'];
+    expect(await main([...argv, '--kube-api-burst=0', '--kube-api-qps=x'])).toBe(2);
+    const text = err.mock.calls.map((c) => String(c[0])).join('');
+    expect(text).toMatch(/--kube-api-burst \/ IMDSGATE_KUBE_API_BURST: must be at least 1/);
+    expect(text).toMatch(/--kube-api-qps \/ IMDSGATE_KUBE_API_QPS: must be a number/);
+    expect(await main(['serve', '--help'])).toBe(0);
+    const help = out.mock.calls.map((c) => String(c[0])).join('');
+    expect(help).toMatch(/--kube-api-qps {2}IMDSGATE_KUBE_API_QPS\n.*token bucket.*\(default 5\)/);
+    expect(help).toMatch(/--kube-api-burst {2}IMDSGATE_KUBE_API_BURST\n.*\(default 10\)/);
+  });
 });
 
 describe('the shebang (how the image runs the agent)', () => {

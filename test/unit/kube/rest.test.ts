@@ -25,7 +25,13 @@ afterEach(async () => {
 
 async function serve(
   handler: Handler,
-  o: { prefix?: string; token?: TokenProvider; timeoutMs?: number; rateLimit?: RateLimit } = {},
+  o: {
+    prefix?: string;
+    token?: TokenProvider;
+    timeoutMs?: number;
+    rateLimit?: RateLimit;
+    onResponse?: (s: number | 'error') => void;
+  } = {},
 ) {
   server = createServer(handler);
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
@@ -41,6 +47,7 @@ async function serve(
       pageSize: 2,
       rateLimit: o.rateLimit ?? { qps: 0, burst: 0 },
       ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+      ...(o.onResponse ? { onResponse: o.onResponse } : {}),
     },
   );
   return client;
@@ -318,6 +325,28 @@ describe('deadlines, Retry-After, rate limit, media type', () => {
     expect(err).toMatchObject({ code: 429, reason: 'TooManyRequests', retryAfterMs: 2000 });
     const werr = await c.watch('/api/v1/pods', {}, () => undefined).catch((e: unknown) => e);
     expect(werr).toMatchObject({ code: 429, retryAfterMs: 2000 });
+  });
+
+  it('reports every answer to onResponse (the metric), a missed deadline as error, a caller abort not', async () => {
+    const seen: (number | 'error')[] = [];
+    const c = await serve(
+      (req, res) => {
+        if (req.url?.includes('stall')) return; // never answers
+        const status = Number(/status=(\d+)/.exec(req.url ?? '')?.[1] ?? 200);
+        res.writeHead(status, { 'content-type': 'application/json', 'retry-after': '1' });
+        res.end('{}');
+      },
+      { timeoutMs: 150, onResponse: (s) => seen.push(s) },
+    );
+    await c.request('GET', '/x', { query: { status: 200 } });
+    for (const status of [429, 503, 404])
+      await expect(c.request('GET', '/x', { query: { status } })).rejects.toMatchObject({ code: status });
+    await expect(c.request('GET', '/x', { query: { stall: 1 } })).rejects.toThrow(/timed out/);
+    const ctl = new AbortController();
+    const aborted = c.request('GET', '/x', { query: { stall: 1 }, signal: ctl.signal });
+    setTimeout(() => ctl.abort(), 20);
+    await expect(aborted).rejects.toThrow();
+    expect(seen).toEqual([200, 429, 503, 404, 'error']);
   });
 
   it('sends the Accept header given (metadata-only lists and watches)', async () => {
