@@ -5,13 +5,14 @@
 // see; everything lives under one temp dir and is removed by stop().
 /* global fetch, setTimeout */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { readFileSync } from 'node:fs';
 import { freePort } from '../frontdoor/proc.mjs';
 
+export const AGENT_USER = 'system:serviceaccount:kube-system:imdsgate-bench';
 const BIN = join(process.env.IMDSGATE_TESTENV_CACHE ?? join(homedir(), '.cache/imdsgate-testenv'), 'bin');
 
 function pki(dir) {
@@ -66,9 +67,15 @@ function pki(dir) {
   };
   sign('apiserver', '/CN=kube-apiserver', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   sign('admin', '/O=system:masters/CN=bench-admin', 'extendedKeyUsage=clientAuth\n');
-  // The simulated agents: an ordinary user (RBAC below), so API Priority and Fairness treats them as the
-  // agents' service account would be treated, not as exempt system:masters.
-  sign('agent', '/O=imdsgate-bench/CN=imdsgate-bench-agent', 'extendedKeyUsage=clientAuth\n');
+  // The simulated agents: the user and groups of a service account (RBAC in populate.mjs), so API Priority
+  // and Fairness classifies them as it classifies the DaemonSet's service account (FlowSchema
+  // service-accounts, priority level workload-low), not as exempt system:masters. All share one user, as
+  // every node's agent does.
+  sign(
+    'agent',
+    `/O=system:serviceaccounts/O=system:serviceaccounts:kube-system/CN=${AGENT_USER}`,
+    'extendedKeyUsage=clientAuth\n',
+  );
   ossl('genrsa', '-out', 'sa.key', '2048');
   ossl('rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
 }
@@ -89,6 +96,8 @@ const kubeconfig = (server, dir, user) =>
   });
 
 const procStat = (pid) => {
+  // A process that has exited (the API server can die under a fleet's load): no figures, not a crash.
+  if (!existsSync(`/proc/${pid}/stat`)) return { cpuSeconds: NaN, rssMb: NaN, gone: true };
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
   return { cpuSeconds: (Number(f[11]) + Number(f[12])) / 100, rssMb: rss };
@@ -147,8 +156,19 @@ export async function startCluster(root, { apfLimit } = {}) {
       : []),
   ];
   let api;
+  // Its stderr (klog, --v=0) is kept, so that a run can say why the API server exited.
+  let apiLog = '';
+  let stopping = false;
+  const exits = [];
   const startApi = () => {
-    api = spawn(join(BIN, 'kube-apiserver'), args, { stdio: ['ignore', 'ignore', log()] });
+    api = spawn(join(BIN, 'kube-apiserver'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    api.once('exit', (code, signal) => {
+      if (!stopping) exits.push({ code, signal, at: Date.now(), log: apiLog.slice(-1500) });
+    });
+    api.stderr.on('data', (b) => {
+      if (process.env.BENCH_VERBOSE) process.stderr.write(b);
+      apiLog = (apiLog + b).slice(-20_000);
+    });
     return api;
   };
   startApi();
@@ -179,17 +199,28 @@ export async function startCluster(root, { apfLimit } = {}) {
   await ready();
   const stopApi = async (signal = 'SIGTERM') => {
     const p = api;
-    if (p.exitCode !== null) return;
+    if (p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
+    stopping = true;
     p.kill(signal);
     await exited;
+    stopping = false;
   };
   return {
     server,
     adminKc,
     agentKc,
+    agentUser: AGENT_USER,
     ready,
     stat: () => procStat(api.pid),
+    apiLogTail: (n = 2000) => apiLog.slice(-n),
+    /** Exits of the API server that stop()/restart() did not ask for, with the end of its log. */
+    unexpectedExits: () => [...exits],
+    /** Starts the API server again if it has exited, and waits until it is ready. */
+    async ensureUp() {
+      if (api.exitCode !== null || api.signalCode !== null) startApi();
+      await ready();
+    },
     etcdStat: () => procStat(etcd.pid),
     /** Stops the API server and starts it again at once (clients see a connection drop). */
     /** signal SIGKILL: a crash (the API server's graceful stop waits up to 60 s for its watches). */

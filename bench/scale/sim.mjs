@@ -2,13 +2,17 @@
 // watcher and namespace/service-account views from a built dist (this tree's or an earlier commit's),
 // with its own connection pool, for node bench-node-<i>. Nothing else of the agent runs (no front door,
 // no STS): this is what one node costs the API server.
-//   fork(sim.mjs, [distDir, kubeconfig, N])   messages in: {cmd:'mark'|'stop'}; out: {synced}, {report}
+//   fork(sim.mjs, [distDir, kubeconfig, N, first])   agents bench-node-<first>..<first+N-1>
+//   messages in: {cmd:'mark'|'report'|'stop'}; out: {synced}, {relisted}, {report}
+// run.mjs forks several of these for a large N (a Node process per 250 agents), so that one process's heap
+// and event loop do not cap the fleet.
 /* global setInterval, clearInterval */
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
-const [dist, kubeconfig, nArg] = process.argv.slice(2);
+const [dist, kubeconfig, nArg, firstArg = '0'] = process.argv.slice(2);
 const N = Number(nArg);
+const FIRST = Number(firstArg);
 const imp = (p) => import(join(dist, p));
 const { fromKubeconfigFile } = await imp('kube/kubeconfig.js');
 const { createKubeClient } = await imp('kube/rest.js');
@@ -27,6 +31,15 @@ let mark = Date.now();
 let perSecond = [];
 let tooMany = 0;
 let errors = 0;
+/** Failed requests other than 429, by kind: HTTP status, timeout (the client's deadline), refused, other. */
+let errorKinds = {};
+const kindOf = (err) => {
+  const m = String(err?.message ?? '');
+  if (typeof err?.code === 'number') return `http_${err.code}`;
+  if (/timed out|timeout/i.test(m)) return 'timeout';
+  if (/ECONNREFUSED/.test(m + String(err?.cause?.code ?? ''))) return 'refused';
+  return 'other';
+};
 const relisted = new Set();
 const count = () => {
   const s = Math.floor((Date.now() - mark) / 1000);
@@ -34,7 +47,11 @@ const count = () => {
 };
 const note = (err) => {
   if (err?.code === 429) tooMany += 1;
-  else errors += 1;
+  else {
+    errors += 1;
+    const k = kindOf(err);
+    errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+  }
   throw err;
 };
 
@@ -60,7 +77,7 @@ const agents = [];
 const t0 = Date.now();
 for (let i = 0; i < N; i++) {
   const client = counted(createKubeClient(target), i);
-  const nodeName = `bench-node-${i}`;
+  const nodeName = `bench-node-${FIRST + i}`;
   const viewOpts = { clock: Date.now, maxStalenessSeconds: 0 };
   const pods = startPodWatcher({ client, nodeName, unknownPodWaitMs: 0, clock: Date.now, metrics, logger });
   const ns = startNamespaceView(client, logger, viewOpts);
@@ -68,7 +85,12 @@ for (let i = 0; i < N; i++) {
   agents.push({ client, pods, ns, sa });
 }
 await Promise.all(agents.flatMap((a) => [a.pods.synced, a.ns.synced, a.sa.synced]));
-process.send({ synced: Date.now() - t0, requests: perSecond.reduce((s, x) => s + (x ?? 0), 0), tooMany });
+process.send({
+  synced: Date.now() - t0,
+  requests: perSecond.reduce((s, x) => s + (x ?? 0), 0),
+  tooMany,
+  errorKinds,
+});
 
 const timer = setInterval(() => process.send({ relisted: relisted.size }), 250);
 process.on('message', async (m) => {
@@ -76,10 +98,17 @@ process.on('message', async (m) => {
     mark = Date.now();
     perSecond = [];
     tooMany = errors = 0;
+    errorKinds = {};
     relisted.clear();
   } else if (m.cmd === 'report') {
     process.send({
-      report: { perSecond: perSecond.map((x) => x ?? 0), tooMany, errors, relisted: relisted.size },
+      report: {
+        perSecond: perSecond.map((x) => x ?? 0),
+        tooMany,
+        errors,
+        errorKinds,
+        relisted: relisted.size,
+      },
     });
   } else if (m.cmd === 'stop') {
     clearInterval(timer);

@@ -51,7 +51,7 @@ export interface ListWatchOptions<T> {
   readonly onSync?: () => void;
   readonly onRestart?: (cause: 'gone' | 'error' | 'closed') => void;
   readonly logger: Logger;
-  /** Backoff between failed attempts (default 800 ms → 30 s, jitter 1.0, as the reflector). */
+  /** Backoff between failed attempts (default 800 ms → 10 s, jitter 1.0; backoff.ts says why). */
   readonly backoff?: Partial<BackoffPolicy>;
   /** @deprecated use backoff.initialMs */
   readonly backoffInitialMs?: number;
@@ -63,7 +63,7 @@ export interface ListWatchOptions<T> {
   readonly watchTimeoutSeconds?: number;
   /** Silence after which a stream counts as dead (bookmarks arrive about once a minute). */
   readonly idleTimeoutMs?: number;
-  /** The whole list (every page) is aborted after this long. */
+  /** The whole list (every page) is aborted after this long (default 60 s, the API server's own limit). */
   readonly listTimeoutMs?: number;
 }
 
@@ -148,7 +148,7 @@ export function startListWatch<T extends Meta>(o: ListWatchOptions<T>): ListWatc
 
   async function relist(): Promise<string> {
     const rv = listVersion();
-    const signal = AbortSignal.any([stopper.signal, AbortSignal.timeout(o.listTimeoutMs ?? 30_000)]);
+    const signal = AbortSignal.any([stopper.signal, AbortSignal.timeout(o.listTimeoutMs ?? 60_000)]);
     let listed;
     try {
       listed = await o.client.list<T>(

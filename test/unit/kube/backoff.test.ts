@@ -1,7 +1,12 @@
 // The kube client's pacing, pure: jittered backoff, Retry-After parsing and the token bucket, with time
 // and randomness injected.
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, createTokenBucket, parseRetryAfter } from '../../../src/kube/backoff.js';
+import {
+  DEFAULT_BACKOFF,
+  backoffDelay,
+  createTokenBucket,
+  parseRetryAfter,
+} from '../../../src/kube/backoff.js';
 
 const policy = { initialMs: 800, maxMs: 30_000, jitter: 1 };
 
@@ -17,6 +22,12 @@ describe('backoffDelay', () => {
     [1, 0.25, 1000],
   ])('failure %i with random %f waits %i ms', (failures, roll, ms) => {
     expect(backoffDelay(failures, policy, () => roll)).toBe(ms);
+  });
+
+  it('the default waits 800 ms at first and never more than 20 s (10 s cap, jitter 1.0)', () => {
+    expect(backoffDelay(1, DEFAULT_BACKOFF, () => 0)).toBe(800);
+    expect(backoffDelay(5, DEFAULT_BACKOFF, () => 0)).toBe(10_000);
+    expect(backoffDelay(40, DEFAULT_BACKOFF, () => 0.9999)).toBeLessThanOrEqual(20_000);
   });
 
   it('two nodes with different rolls wait different times (no lockstep relists)', () => {

@@ -29,6 +29,7 @@ async function serve(
     prefix?: string;
     token?: TokenProvider;
     timeoutMs?: number;
+    listTimeoutMs?: number;
     rateLimit?: RateLimit;
     onResponse?: (s: number | 'error') => void;
   } = {},
@@ -47,6 +48,7 @@ async function serve(
       pageSize: 2,
       rateLimit: o.rateLimit ?? { qps: 0, burst: 0 },
       ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+      ...(o.listTimeoutMs ? { listTimeoutMs: o.listTimeoutMs } : {}),
       ...(o.onResponse ? { onResponse: o.onResponse } : {}),
     },
   );
@@ -288,7 +290,7 @@ describe('deadlines, Retry-After, rate limit, media type', () => {
         res.write('{"items":['); // then nothing: a list that stalls mid-body
         req.socket.on('close', () => (closed = true));
       },
-      { timeoutMs: 150 },
+      { listTimeoutMs: 150 },
     );
     const t0 = Date.now();
     await expect(c.list('/api/v1/pods')).rejects.toThrow(
@@ -297,6 +299,22 @@ describe('deadlines, Retry-After, rate limit, media type', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
     await new Promise((r) => setTimeout(r, 50));
     expect(closed).toBe(true);
+  });
+
+  it('list pages and watch headers wait up to listTimeoutMs (APF queues), other requests timeoutMs', async () => {
+    const c = await serve(
+      (req, res) => {
+        // Answers after 300 ms, as a request APF held in a queue.
+        setTimeout(() => {
+          if (req.url?.includes('watch=true')) res.writeHead(200).end();
+          else res.end(JSON.stringify({ metadata: { resourceVersion: '1' }, items: [] }));
+        }, 300);
+      },
+      { timeoutMs: 100, listTimeoutMs: 5000 },
+    );
+    await expect(c.list('/api/v1/pods')).resolves.toMatchObject({ resourceVersion: '1' });
+    await expect(c.watch('/api/v1/pods', {}, () => undefined)).resolves.toBeUndefined();
+    await expect(c.request('GET', '/api/v1/pods')).rejects.toThrow(/timed out/);
   });
 
   it("a caller's signal aborts a list between pages and closes the connection", async () => {
@@ -336,7 +354,7 @@ describe('deadlines, Retry-After, rate limit, media type', () => {
         res.writeHead(status, { 'content-type': 'application/json', 'retry-after': '1' });
         res.end('{}');
       },
-      { timeoutMs: 150, onResponse: (s) => seen.push(s) },
+      { timeoutMs: 500, onResponse: (s) => seen.push(s) },
     );
     await c.request('GET', '/x', { query: { status: 200 } });
     for (const status of [429, 503, 404])
