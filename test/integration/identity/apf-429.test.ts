@@ -7,6 +7,8 @@
 // rejected; the test checks that no view asks again before the advertised Retry-After, that the 429s are
 // counted in imdsgate_kube_requests_total, and that every view syncs once the blockers stop.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromKubeconfigFile } from '../../../src/kube/kubeconfig.js';
@@ -181,4 +183,21 @@ describe('API Priority and Fairness 429 on the real API server', () => {
     expect(count('429')).toBe(rejected().length);
     expect(count('2xx')).toBeGreaterThanOrEqual(3);
   }, 180_000);
+
+  it('the API server accepts the priority level and FlowSchema docs/large-clusters.md recommends (dry run)', async () => {
+    const doc = readFileSync(new URL('../../../docs/large-clusters.md', import.meta.url), 'utf8');
+    const block = /```yaml\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+    type Obj = { kind: string; metadata: { name: string }; spec: Record<string, unknown> };
+    const objs = parseAllDocuments(block).map((d) => d.toJS() as Obj);
+    expect(objs.map((o) => o.kind)).toEqual(['PriorityLevelConfiguration', 'FlowSchema']);
+    for (const o of objs) {
+      const plural = o.kind === 'FlowSchema' ? 'flowschemas' : 'prioritylevelconfigurations';
+      // dryRun=All: validated and admitted, never stored (nothing to clean up in the shared environment).
+      const created = await admin.request<Obj>('POST', `${FLOW}/${plural}`, {
+        query: { dryRun: 'All' },
+        body: { ...o, metadata: { name: `${id}-doc` } },
+      });
+      expect(created.spec).toMatchObject(o.spec);
+    }
+  });
 });
