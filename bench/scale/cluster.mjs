@@ -148,7 +148,9 @@ export async function startCluster(root, { apfLimit } = {}) {
     `--service-account-key-file=${dir}/sa.pub`,
     `--service-account-signing-key-file=${dir}/sa.key`,
     '--service-cluster-ip-range=169.254.241.0/24',
-    '--profiling=false',
+    // For /debug/pprof/heap?gc=1, which runs a garbage collection: the live heap per agent (heapMb below)
+    // instead of an RSS that depends on when the Go runtime last collected.
+    '--profiling=true',
     '--v=0',
     // A small server, as the 2 shared cores are: APF's seats scale with these (defaults 400/200).
     ...(apfLimit
@@ -213,6 +215,14 @@ export async function startCluster(root, { apfLimit } = {}) {
     agentUser: AGENT_USER,
     ready,
     stat: () => procStat(api.pid),
+    /** The API server's Go heap in use, in MB, right after a forced garbage collection. */
+    async heapMb() {
+      const r = await fetch(`${server}/debug/pprof/heap?gc=1`, { dispatcher: tls });
+      await r.arrayBuffer();
+      const text = await (await fetch(`${server}/metrics`, { dispatcher: tls })).text();
+      const m = /^go_memstats_heap_inuse_bytes (\S+)$/m.exec(text);
+      return m === null ? NaN : Number(m[1]) / 2 ** 20;
+    },
     apiLogTail: (n = 2000) => apiLog.slice(-n),
     /** Exits of the API server that stop()/restart() did not ask for, with the end of its log. */
     unexpectedExits: () => [...exits],

@@ -71,6 +71,8 @@ function fleetSection(o) {
       row('API server RSS before the agents, MB', 'apiRssBaseMb'),
       row('API server RSS with the agents synced (+10 s), MB', 'apiRssWithAgentsMb'),
       row('API server RSS growth per agent, KB', 'apiRssPerAgentKb'),
+      row('API server Go heap in use with the agents synced, after a forced GC, MB', 'apiHeapWithAgentsMb'),
+      row('API server live heap per agent (after a forced GC), KB', 'apiHeapPerAgentKb'),
       row('resync: from the kill until every agent relisted all 3 views, ms', 'resyncFromKillMs'),
       row('resync: from the new API server process start, ms', 'resyncMs'),
       row('  of which the new API server took to answer /readyz, ms', 'apiReadyMs'),

@@ -212,6 +212,8 @@ async function measureFleet(dist, cluster, N) {
   await cluster.ready();
   await sleep(5000);
   const exitsBefore = cluster.unexpectedExits().length;
+  const heap = () => cluster.heapMb().catch(() => NaN);
+  const heapBefore = await heap();
   const before = cluster.stat();
   const sims = [];
   const messages = [];
@@ -253,6 +255,7 @@ async function measureFleet(dist, cluster, N) {
   const afterSync = cluster.stat();
   await sleep(10_000);
   const settled = cluster.stat();
+  const heapWithAgents = await heap();
   // Restart: from the moment the API server is told to stop until every agent relisted all 3 views.
   send({ cmd: 'mark' });
   await sleep(300);
@@ -306,6 +309,9 @@ async function measureFleet(dist, cluster, N) {
     apiRssBaseMb: +before.rssMb.toFixed(1),
     apiRssWithAgentsMb: +settled.rssMb.toFixed(1),
     apiRssPerAgentKb: Math.round(((settled.rssMb - before.rssMb) * 1024) / N),
+    apiHeapBaseMb: +heapBefore.toFixed(1),
+    apiHeapWithAgentsMb: +heapWithAgents.toFixed(1),
+    apiHeapPerAgentKb: Math.round(((heapWithAgents - heapBefore) * 1024) / N),
     apiStopMs: stopMs,
     resyncMs,
     resyncFromKillMs,
