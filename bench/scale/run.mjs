@@ -264,7 +264,7 @@ async function measureFleet(dist, cluster, N) {
   const { stopMs, startedAt } = await cluster.restart('SIGKILL');
   // When the new API server answers /readyz: the part of the resync that is its own start-up.
   let apiReadyMs;
-  void cluster.ready().then(
+  const apiReady = cluster.ready().then(
     () => (apiReadyMs = Date.now() - startedAt),
     () => undefined,
   );
@@ -294,6 +294,8 @@ async function measureFleet(dist, cluster, N) {
     tooMany: sum(reps, 'tooMany'),
     errors: sum(reps, 'errors'),
   };
+  // Agents may have relisted before /readyz (it also waits for post-start hooks): wait for it.
+  await Promise.race([apiReady, sleep(60_000)]);
   const apiExits = cluster.unexpectedExits().slice(exitsBefore);
   if (apiExits.length > 0) log(`API server exited under N=${N}: ${JSON.stringify(apiExits)}`);
   return {
