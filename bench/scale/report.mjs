@@ -47,7 +47,19 @@ function fleetSection(o) {
   if (Ns.length === 0) return ['(fleet skipped: BENCH_ONLY=growth)', ''];
   const out = [];
   for (const N of Ns) {
-    const [p, n] = [o.fleet.previous?.[N] ?? {}, o.fleet.new?.[N] ?? {}];
+    // A fleet that never resynced (or whose simulators stopped answering) has no resync counts: n/a, not 0.
+    const clean = (r = {}) =>
+      r.resyncMs === undefined && !r.resyncRequests
+        ? {
+            ...r,
+            peakRequestsPerSecond: undefined,
+            resyncRequests: undefined,
+            resync429: undefined,
+            resyncErrors: undefined,
+            resyncErrorKinds: undefined,
+          }
+        : r;
+    const [p, n] = [clean(o.fleet.previous?.[N]), clean(o.fleet.new?.[N])];
     const row = (label, key) =>
       `| ${label} | ${p[key] ?? 'n/a'} | ${n[key] ?? 'n/a'} | ${ratio(p[key], n[key])} |`;
     const kinds = (k) =>

@@ -4,8 +4,9 @@
 //    (k8s.io/client-go/tools/cache/reflector.go, NewExponentialBackoffManager), so agents that lost the
 //    API server together (a control-plane restart) do not all relist in the same instant. The cap here
 //    is 10 s (up to 20 s with the jitter): every refused connection while the API server restarts
-//    counts as a failure, and with 30 s (up to 60 s) agents waited out most of a minute after it was
-//    back (bench/scale: 500 agents resynced in 54 s); the jitter, not the cap, spreads the relists;
+//    counts as a failure, so after a restart of 20-80 s (bench/scale/RESULTS.md) a 30 s cap (60 s with
+//    the jitter) would keep agents away for up to a minute after the server is back; the jitter, not
+//    the cap, spreads the relists;
 //  - Retry-After: API Priority and Fairness answers 429 with Retry-After when a priority level's queues
 //    are full (https://kubernetes.io/docs/concepts/cluster-administration/flow-control/); a client that
 //    retries sooner only adds to the queue;

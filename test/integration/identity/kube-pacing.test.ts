@@ -19,7 +19,11 @@ afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
 });
 const client = (server = target.server, timeoutMs?: number) => {
-  const c = createKubeClient({ ...target, server }, { ...(timeoutMs ? { timeoutMs } : {}) });
+  // A list's pages have their own, longer deadline (listTimeoutMs): both set to the one given.
+  const c = createKubeClient(
+    { ...target, server },
+    { ...(timeoutMs ? { timeoutMs, listTimeoutMs: timeoutMs } : {}) },
+  );
   clients.push(c);
   return c;
 };
