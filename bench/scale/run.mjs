@@ -116,6 +116,7 @@ async function main() {
       size: SIZE,
       base,
       perProcess: PER_PROCESS,
+      generatedAt: new Date().toISOString(),
       wallSeconds: (Date.now() - T0) / 1000,
       machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`,
       loadavg: loadavg().map((x) => +x.toFixed(2)),
