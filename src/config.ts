@@ -182,6 +182,21 @@ export const OPTIONS = {
       'quarantine: Terminating and departed pods lose identity paths; off: the API view alone',
     schema: v.picklist(SANDBOX_BINDING_MODES, `must be one of ${SANDBOX_BINDING_MODES.join('|')}`),
   },
+  ipamLeaseDir: {
+    kind: 'string',
+    default: '/var/lib/cni/networks',
+    help:
+      'Kubernetes mode: the host-local IPAM lease directory (its dataDir), read-only, whose lease files name ' +
+      'the sandbox holding each pod IP: the per-pod signal of --sandbox-binding where a CNI installs no ' +
+      'host route per pod (bridge, flannel, kubenet; docs/identity.md); empty = no lease signal',
+    schema: v.pipe(
+      v.string(),
+      v.check(
+        (p) => p === '' || (/^\/[^\0]*$/.test(p) && !/(^|\/)\.\.?(\/|$)/.test(p)),
+        'must be an absolute path without . or .. segments, or empty',
+      ),
+    ),
+  },
   maxPodViewStalenessSeconds: {
     kind: 'string',
     default: '180',

@@ -43,7 +43,7 @@ for (const mode of ['off', 'quarantine', 'auto']) {
   await watchers[mode].synced;
 }
 const routes = createRouteTable();
-if (routes.interfaceFor(ip(0)) === undefined) throw new Error('no host route in this namespace');
+if (routes.signalFor(ip(0)) === undefined) throw new Error('no host route in this namespace');
 
 async function measure(fn) {
   const cpu = process.cpuUsage();
@@ -61,7 +61,7 @@ for (let r = 0; r < ROUNDS; r++) {
     out[mode].push(res);
   }
   out.autoKeepAlive.push(await measure((x) => watchers.auto.byIp(x, conns.get(x))));
-  out.routeRead.push(await measure((x) => routes.interfaceFor(x)));
+  out.routeRead.push(await measure((x) => routes.signalFor(x)));
 }
 for (const w of Object.values(watchers)) w.stop();
 const found = await watchers.auto.byIp(ip(1));

@@ -69,6 +69,7 @@ export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promi
     unknownPodWaitMs: cfg.unknownPodWaitMs,
     maxStalenessSeconds: cfg.maxPodViewStalenessSeconds,
     sandboxBinding: cfg.sandboxBinding,
+    ipamLeaseDir: cfg.ipamLeaseDir,
     clock,
     metrics,
     logger,

@@ -37,14 +37,14 @@ export function createRouteTable(o: RouteTableOptions = {}): SandboxLookup {
   const v4Table = keptFile(`${proc}/net/route`);
   const v6Table = keptFile(`${proc}/net/ipv6_route`);
   return {
-    interfaceFor(ip: string): SandboxSignal | undefined {
+    signalFor(ip: string): SandboxSignal | undefined {
       const v4 = isIPv4(ip);
       const table = v4 ? v4Table() : v6Table();
       if (table === undefined) return undefined;
       const iface = v4 ? hostRouteV4(table, hexV4(ip, little)) : hostRouteV6(table, hexV6(ip));
       if (iface === undefined || !IFNAME.test(iface)) return undefined;
       const ifindex = Number.parseInt(read(`${sys}/class/net/${iface}/ifindex`) ?? '', 10);
-      return Number.isInteger(ifindex) && ifindex > 0 ? { ifindex, iface } : undefined;
+      return Number.isInteger(ifindex) && ifindex > 0 ? { kind: 'route', ifindex, iface } : undefined;
     },
   };
 }

@@ -7,24 +7,39 @@
 // metadata traffic whose source does not route back through the interface it came in on. So the interface
 // that routes the source IP when the request is answered is the sender's, or a later sandbox's.
 //
-// When the agent learns a pod's IP it records that interface; every request compares the current one with
-// the record. Pure here (judge); the watcher owns the records and the waiting, routes.ts reads the node.
-
-/** The host-side interface that routes one pod IP (a host route: /32 or /128). */
-export interface SandboxSignal {
-  readonly ifindex: number;
-  readonly iface: string;
-}
-
-/** Consumer-owned: the watcher asks, the real implementation reads /proc and /sys (routes.ts). */
-export interface SandboxLookup {
-  /** The interface of the host route for exactly this IP, or undefined when there is none. */
-  interfaceFor(ip: string): SandboxSignal | undefined;
-}
+// Bridge CNIs have no per-pod route; where their IPAM is host-local (bridge, flannel, kubenet) its lease
+// file for the IP names the sandbox holding it, written during CNI ADD and removed on DEL (leases.ts).
+//
+// When the agent learns a pod's IP it records that signal; every new connection compares the current one
+// with the record. Pure here (judge); the watcher owns the records and the waiting, routes.ts and
+// leases.ts read the node.
 
 /**
- * auto: route binding for IPs with a host route when first seen, quarantine for the rest (bridge CNIs,
- * cilium without endpoint routes). route: every pod IP must have a host route (fail closed otherwise).
+ * route: the host-side interface that routes one pod IP (a host route: /32 or /128).
+ * lease: the sandbox (container) ID in host-local's lease file for the IP.
+ */
+export type SandboxSignal =
+  | { readonly kind: 'route'; readonly ifindex: number; readonly iface: string }
+  | { readonly kind: 'lease'; readonly sandboxId: string };
+
+/** Consumer-owned: the watcher asks; routes.ts and leases.ts read the node. */
+export interface SandboxLookup {
+  /** The per-pod signal for exactly this IP (a host route first, else a lease), or undefined. */
+  signalFor(ip: string): SandboxSignal | undefined;
+}
+
+/** Two signals name the same sandbox exactly when their keys are equal. */
+export const signalKey = (s: SandboxSignal): string =>
+  s.kind === 'route' ? `route ${s.ifindex}` : `lease ${s.sandboxId}`;
+
+/** The ifindex of a route signal (the only kind a shared device can make meaningless). */
+const ifindexOf = (s: SandboxSignal | undefined): number | undefined =>
+  s?.kind === 'route' ? s.ifindex : undefined;
+
+/**
+ * auto: binding for IPs with a per-pod signal (host route, else host-local lease) when first seen,
+ * quarantine for the rest (cilium without endpoint routes, a bridge CNI with another IPAM). route: every
+ * pod IP must have a per-pod signal (fail closed otherwise).
  * quarantine: no node signal; Terminating pods lose identity paths. off: the API view alone.
  */
 export const SANDBOX_BINDING_MODES = ['auto', 'route', 'quarantine', 'off'] as const;
@@ -35,10 +50,10 @@ export type UnboundReason = 'sandbox_changed' | 'address_quarantined' | 'no_sand
 
 /** What the agent recorded for one (pod UID, IP). */
 export interface Binding {
-  /** undefined: no host route for the IP when the pod was learned. */
+  /** undefined: no per-pod signal (host route or lease) for the IP when the pod was learned. */
   readonly signal: SandboxSignal | undefined;
-  /** The first request that saw a different interface, and which one (for the settle rule). */
-  readonly mismatch?: { readonly ifindex: number; readonly since: number };
+  /** The first request that saw a different signal, and which one (signalKey; for the settle rule). */
+  readonly mismatch?: { readonly key: string; readonly since: number };
 }
 
 /**
@@ -73,19 +88,16 @@ export function judge(
   if (mode === 'quarantine') return quarantine();
   const signal = recorded?.signal;
   if (signal === undefined && mode === 'auto') return quarantine();
-  if (signal !== undefined && current?.ifindex === signal.ifindex) return BOUND;
+  if (signal !== undefined && current !== undefined && signalKey(current) === signalKey(signal)) return BOUND;
   if (current === undefined) {
     return { kind: 'refused', reason: signal === undefined ? 'no_sandbox_signal' : 'sandbox_changed' };
   }
   const reason: UnboundReason = signal === undefined ? 'no_sandbox_signal' : 'sandbox_changed';
   if (terminating) return { kind: 'refused', reason };
   const m = recorded?.mismatch;
-  if (m === undefined || m.ifindex !== current.ifindex) {
-    return {
-      kind: 'refused',
-      reason,
-      binding: { signal, mismatch: { ifindex: current.ifindex, since: now } },
-    };
+  const key = signalKey(current);
+  if (m === undefined || m.key !== key) {
+    return { kind: 'refused', reason, binding: { signal, mismatch: { key, since: now } } };
   }
   if (now - m.since >= REBIND_AFTER_MS) return { kind: 'rebind', binding: { signal: current } };
   return { kind: 'refused', reason };
@@ -109,19 +121,19 @@ export class SandboxBindings {
     private readonly lookup: SandboxLookup,
   ) {}
 
-  /** A pod claims ip (first sight, or a new IP): record its interface; a new claimant lifts quarantine. */
+  /** A pod claims ip (first sight, or a new IP): record its signal; a new claimant lifts quarantine. */
   learn(uid: string, ip: string): void {
     if (this.mode === 'off') return;
     const holder = this.quarantined.get(ip);
     if (holder !== undefined && holder !== uid) this.quarantined.delete(ip);
     const key = `${uid} ${ip}`;
     if (this.byKey.has(key) || this.mode === 'quarantine') return;
-    const signal = this.lookup.interfaceFor(ip);
-    if (signal !== undefined && this.isShared(signal.ifindex, uid)) {
+    const signal = this.lookup.signalFor(ip);
+    const ifindex = ifindexOf(signal);
+    if (ifindex !== undefined && this.isShared(ifindex, uid)) {
       if (this.shared.size >= MAX_SHARED) this.shared.clear();
-      this.shared.add(signal.ifindex);
-      for (const other of [...(this.byIfindex.get(signal.ifindex) ?? [])])
-        this.put(other, { signal: undefined });
+      this.shared.add(ifindex);
+      for (const other of [...(this.byIfindex.get(ifindex) ?? [])]) this.put(other, { signal: undefined });
       this.put(key, { signal: undefined });
       return;
     }
@@ -146,12 +158,12 @@ export class SandboxBindings {
     if (this.mode === 'off') return undefined;
     const key = `${pod.uid} ${ip}`;
     const recorded = this.byKey.get(key);
-    const current = this.usesSignal(pod.uid, ip) ? this.lookup.interfaceFor(ip) : undefined;
+    const current = this.usesSignal(pod.uid, ip) ? this.lookup.signalFor(ip) : undefined;
     const v = judge(this.mode, pod.terminating === true, recorded, current, now);
     if (v.kind === 'bound') return undefined;
     if (v.kind === 'rebind') {
-      const to = v.binding.signal?.ifindex ?? 0;
-      if (this.shared.has(to) || this.isShared(to, pod.uid)) return 'sandbox_changed';
+      const to = ifindexOf(v.binding.signal);
+      if (to !== undefined && (this.shared.has(to) || this.isShared(to, pod.uid))) return 'sandbox_changed';
       this.put(key, v.binding);
       return undefined;
     }
@@ -168,7 +180,7 @@ export class SandboxBindings {
 
   /** Sets (or, with undefined, drops) a record, keeping byIfindex in step. */
   private put(key: string, b: Binding | undefined): void {
-    const before = this.byKey.get(key)?.signal?.ifindex;
+    const before = ifindexOf(this.byKey.get(key)?.signal);
     if (before !== undefined) {
       const set = this.byIfindex.get(before);
       set?.delete(key);
@@ -179,14 +191,14 @@ export class SandboxBindings {
       return;
     }
     this.byKey.set(key, b);
-    const after = b.signal?.ifindex;
+    const after = ifindexOf(b.signal);
     if (after === undefined) return;
     let set = this.byIfindex.get(after);
     if (set === undefined) this.byIfindex.set(after, (set = new Set()));
     set.add(key);
   }
 
-  /** True when requests for this pod and ip are judged by the node's routes (a per-request read). */
+  /** True when requests for this pod and ip are judged by a node signal (a per-new-connection read). */
   usesSignal(uid: string, ip: string): boolean {
     if (this.mode === 'off' || this.mode === 'quarantine') return false;
     return this.mode === 'route' || this.byKey.get(`${uid} ${ip}`)?.signal !== undefined;

@@ -10,6 +10,7 @@ import type { KubeClient } from '../kube/rest.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { PodIndex, canonicalIp, type IndexChange, type IndexedPod } from './index.js';
+import { createLeaseReader, firstSignal } from './leases.js';
 import { createRouteTable } from './routes.js';
 import { SandboxBindings, type SandboxBindingMode, type SandboxLookup } from './sandbox.js';
 import type { Clock, PodLookup, PodLookupResult } from './types.js';
@@ -31,6 +32,8 @@ export interface PodWatcherOptions {
   readonly backoffMaxMs?: number;
   /** --sandbox-binding; auto when unset. */
   readonly sandboxBinding?: SandboxBindingMode;
+  /** --ipam-lease-dir: host-local's lease directory (leases.ts); '' or unset: no lease signal. */
+  readonly ipamLeaseDir?: string;
   /** The node's routes (/proc, /sys) when unset. */
   readonly sandboxes?: SandboxLookup;
 }
@@ -46,7 +49,10 @@ export interface PodWatcher extends PodLookup {
 
 export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
   const index = new PodIndex();
-  const bindings = new SandboxBindings(o.sandboxBinding ?? 'auto', o.sandboxes ?? createRouteTable());
+  const bindings = new SandboxBindings(
+    o.sandboxBinding ?? 'auto',
+    o.sandboxes ?? nodeSignals(o.ipamLeaseDir),
+  );
   const listeners = new Set<(c: Exclude<IndexChange, { kind: 'none' }>) => void>();
   const waiters = new Map<string, Set<() => void>>();
   let ready = false;
@@ -149,7 +155,7 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
 
   // A TCP connection belongs to the sandbox that made its handshake: a later sandbox on the same IP cannot
   // speak on it (it would need the connection's sequence numbers, RFC 9293 §3.4.1). So a connection the
-  // node's routes verified for a pod stays verified, and keep-alive requests skip the route read.
+  // node's signal verified for a pod stays verified, and keep-alive requests skip the route or lease read.
   const verified = new WeakMap<object, string>();
 
   /** The view's answer for ip, checked against the node (sandbox.ts). */
@@ -226,6 +232,12 @@ export function startPodWatcher(o: PodWatcherOptions): PodWatcher {
 }
 
 const UNKNOWN: PodLookupResult = { kind: 'unknown' };
+
+/** A host route where the CNI installs one, else host-local's lease (sandbox.ts). */
+function nodeSignals(leaseDir: string | undefined): SandboxLookup {
+  const routes = createRouteTable();
+  return leaseDir ? firstSignal(routes, createLeaseReader(leaseDir)) : routes;
+}
 
 /** Records follow the view: an IP a pod gains is recorded, an IP it loses is quarantined. */
 function follow(bindings: SandboxBindings, c: Exclude<IndexChange, { kind: 'none' }>): void {

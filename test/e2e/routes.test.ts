@@ -15,7 +15,7 @@ const batch = (ns: string, lines: string[]) =>
 async function readInNs(ns: string, ips: string[]) {
   const script = `const { createRouteTable } = await import(${JSON.stringify(`${ROOT}dist/pods/routes.js`)});
 const t = createRouteTable();
-console.log(JSON.stringify(${JSON.stringify(ips)}.map((ip) => t.interfaceFor(ip) ?? null)));`;
+console.log(JSON.stringify(${JSON.stringify(ips)}.map((ip) => t.signalFor(ip) ?? null)));`;
   const r = await execa('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', script]);
   return JSON.parse(r.stdout) as ({ ifindex: number; iface: string } | null)[];
 }
@@ -57,8 +57,8 @@ describe('route table on the real kernel', () => {
     await addVeth(ns, 'calipod');
     const first = await ifindex(ns, 'calipod');
     expect(await readInNs(ns, [V4, V6])).toEqual([
-      { ifindex: first, iface: 'calipod' },
-      { ifindex: first, iface: 'calipod' },
+      { kind: 'route', ifindex: first, iface: 'calipod' },
+      { kind: 'route', ifindex: first, iface: 'calipod' },
     ]);
     await batch(ns, ['link del calipod']);
     expect(await readInNs(ns, [V4, V6])).toEqual([null, null]);
@@ -66,8 +66,8 @@ describe('route table on the real kernel', () => {
     const second = await ifindex(ns, 'calipod');
     expect(second).not.toBe(first);
     expect(await readInNs(ns, [V4, V6])).toEqual([
-      { ifindex: second, iface: 'calipod' },
-      { ifindex: second, iface: 'calipod' },
+      { kind: 'route', ifindex: second, iface: 'calipod' },
+      { kind: 'route', ifindex: second, iface: 'calipod' },
     ]);
     expect(await readInNs(ns, ['169.254.31.7'])).toEqual([{ ifindex: await ifindex(ns, 'o6'), iface: 'o6' }]);
   });

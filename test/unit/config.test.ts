@@ -97,8 +97,17 @@ describe('startup taint', () => {
     [{ IMDSGATE_REGION: 'US' }, /--region .*us-east-1/],
     [{ IMDSGATE_BASE_ROLE_ARN: 'arn:aws:iam::1:role/' }, /--base-role-arn .*arn:PARTITION/],
     [{ IMDSGATE_LOG_LEVEL: 'loud' }, /--log-level .*one of trace\|debug/],
+    [{ IMDSGATE_IPAM_LEASE_DIR: 'var/lib/cni' }, /--ipam-lease-dir .*absolute path/],
+    [{ IMDSGATE_IPAM_LEASE_DIR: '/var/lib/../../etc' }, /--ipam-lease-dir .*absolute path/],
   ])('names the option, the rule and the value: %o', (env, why) => {
     expect(() => loadConfig(['--identity-file', '/tmp/x.yaml'], env)).toThrow(why);
+  });
+
+  it('--ipam-lease-dir defaults to host-local\u2019s dataDir; empty (flag or variable) turns leases off', () => {
+    expect(loadConfig(base, {}).ipamLeaseDir).toBe('/var/lib/cni/networks');
+    expect(loadConfig([...base, '--ipam-lease-dir', '/run/cni/ipam'], {}).ipamLeaseDir).toBe('/run/cni/ipam');
+    expect(loadConfig([...base, '--ipam-lease-dir='], {}).ipamLeaseDir).toBe('');
+    expect(loadConfig(base, { IMDSGATE_IPAM_LEASE_DIR: '' }).ipamLeaseDir).toBe('');
   });
 
   it('reads booleans and numbers from variables; an empty variable means unset', () => {

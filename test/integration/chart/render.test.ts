@@ -165,6 +165,24 @@ describe('the DaemonSet', () => {
     }
   });
 
+  it('mounts host-local\u2019s lease directory read-only at its own path; empty: no mount, no leases', async () => {
+    const ds = find(await render(), 'DaemonSet');
+    expect(envOf(ds).IMDSGATE_IPAM_LEASE_DIR).toBe('/var/lib/cni/networks');
+    expect((container(ds) as { volumeMounts?: unknown[] }).volumeMounts).toContainEqual({
+      name: 'ipam-leases',
+      mountPath: '/var/lib/cni/networks',
+      readOnly: true,
+    });
+    expect(podSpec(ds).volumes).toContainEqual({
+      name: 'ipam-leases',
+      hostPath: { path: '/var/lib/cni/networks', type: 'DirectoryOrCreate' },
+    });
+    const off = find(await render({ set: ['config.ipamLeaseDir='] }), 'DaemonSet');
+    expect(envOf(off).IMDSGATE_IPAM_LEASE_DIR).toBe('');
+    expect(JSON.stringify(podSpec(off).volumes)).not.toContain('ipam-leases');
+    await expect(render({ set: ['config.ipamLeaseDir=/var/lib/../etc'] })).rejects.toThrow(/ipamLeaseDir/);
+  });
+
   it('schema number bounds are the bounds src/config.ts accepts', () => {
     const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as {
       properties: { config: { properties: Record<string, { minimum?: number; maximum?: number }> } };

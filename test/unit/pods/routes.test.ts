@@ -73,14 +73,14 @@ describe('createRouteTable', () => {
   const table = createRouteTable({ procRoot: join(root, 'proc'), sysRoot: join(root, 'sys') });
 
   it('answers interface and ifindex for IPv4 and IPv6 host routes', () => {
-    expect(table.interfaceFor('169.254.10.10')).toEqual({ ifindex: 42, iface: 'calib' });
-    expect(table.interfaceFor('fd00:10::a')).toEqual({ ifindex: 43, iface: 'vethx' });
+    expect(table.signalFor('169.254.10.10')).toEqual({ kind: 'route', ifindex: 42, iface: 'calib' });
+    expect(table.signalFor('fd00:10::a')).toEqual({ kind: 'route', ifindex: 43, iface: 'vethx' });
   });
 
   it('answers nothing without a route, an interface directory or a number in it', () => {
-    expect(table.interfaceFor('169.254.10.99')).toBeUndefined();
-    expect(table.interfaceFor('169.254.10.12')).toBeUndefined(); // eth0 ifindex is garbage
-    expect(createRouteTable({ procRoot: '/nonexistent' }).interfaceFor('169.254.10.10')).toBeUndefined();
+    expect(table.signalFor('169.254.10.99')).toBeUndefined();
+    expect(table.signalFor('169.254.10.12')).toBeUndefined(); // eth0 ifindex is garbage
+    expect(createRouteTable({ procRoot: '/nonexistent' }).signalFor('169.254.10.10')).toBeUndefined();
   });
 
   it('reads the machine: a route of the main table, when there is one, resolves to its real ifindex', () => {
@@ -92,8 +92,8 @@ describe('createRouteTable', () => {
     if (line === undefined) return; // no host route on this machine: the fixtures above cover parsing
     const hex = line[1] ?? '';
     const bytes = (hex.match(/../g) ?? []).map((b) => Number.parseInt(b, 16)).reverse();
-    const got = createRouteTable().interfaceFor(bytes.join('.'));
+    const got = createRouteTable().signalFor(bytes.join('.'));
     const want = Number(readFileSync(`/sys/class/net/${line[0]}/ifindex`, 'utf8'));
-    expect(got).toEqual({ ifindex: want, iface: line[0] });
+    expect(got).toEqual({ kind: 'route', ifindex: want, iface: line[0] });
   });
 });

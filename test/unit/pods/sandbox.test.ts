@@ -10,8 +10,11 @@ import {
   type SandboxSignal,
 } from '../../../src/pods/sandbox.js';
 
-const A: SandboxSignal = { ifindex: 7, iface: 'cali0a' };
-const B: SandboxSignal = { ifindex: 9, iface: 'cali0b' };
+const A: SandboxSignal = { kind: 'route', ifindex: 7, iface: 'cali0a' };
+const B: SandboxSignal = { kind: 'route', ifindex: 9, iface: 'cali0b' };
+/** host-local leases (leases.ts): sandbox IDs, as containerd writes them. */
+const L1: SandboxSignal = { kind: 'lease', sandboxId: 'a'.repeat(64) };
+const L2: SandboxSignal = { kind: 'lease', sandboxId: 'b'.repeat(64) };
 const T = 1_000_000;
 const rec = (signal: SandboxSignal | undefined, mismatch?: Binding['mismatch']): Binding =>
   mismatch === undefined ? { signal } : { signal, mismatch };
@@ -47,10 +50,33 @@ describe('judge', () => {
     ['route, nothing recorded, no route now', 'route', false, rec(undefined), undefined, 'no_sandbox_signal'],
     ['route, nothing recorded, a route now', 'route', false, rec(undefined), B, 'no_sandbox_signal'],
     ['route, no record at all', 'route', false, undefined, A, 'no_sandbox_signal'],
+    ['auto, lease names the same sandbox', 'auto', false, rec(L1), L1, 'bound'],
+    ['auto, lease same sandbox, Terminating: still its sandbox', 'auto', true, rec(L1), L1, 'bound'],
+    ['auto, lease names another sandbox (crash, IP reused)', 'auto', false, rec(L1), L2, 'sandbox_changed'],
+    ['auto, lease another sandbox, Terminating', 'auto', true, rec(L1), L2, 'sandbox_changed'],
+    ['auto, lease gone (CNI DEL)', 'auto', false, rec(L1), undefined, 'sandbox_changed'],
+    ['auto, lease gone, Terminating', 'auto', true, rec(L1), undefined, 'sandbox_changed'],
+    ['auto, a route now where a lease was recorded', 'auto', false, rec(L1), A, 'sandbox_changed'],
+    ['auto, a lease now where a route was recorded', 'auto', false, rec(A), L1, 'sandbox_changed'],
+    ['auto, no lease when learned: quarantine serves live', 'auto', false, rec(undefined), L1, 'bound'],
+    ['auto, no lease when learned: Terminating', 'auto', true, rec(undefined), L1, 'address_quarantined'],
+    ['route, lease names the same sandbox', 'route', false, rec(L1), L1, 'bound'],
+    ['off ignores a changed lease', 'off', false, rec(L1), L2, 'bound'],
   ];
   it.each(table)('%s', (_name, mode, terminating, recorded, current, want) => {
     const v = judge(mode, terminating, recorded, current, T);
     expect(v.kind === 'refused' ? v.reason : v.kind).toBe(want);
+  });
+
+  it('settles a lease mismatch like a route one: refused until REBIND_AFTER_MS, then rebinds', () => {
+    expect(judge('auto', false, rec(L1), L2, T)).toEqual({
+      kind: 'refused',
+      reason: 'sandbox_changed',
+      binding: rec(L1, { key: `lease ${'b'.repeat(64)}`, since: T }),
+    });
+    const settled = rec(L1, { key: `lease ${'b'.repeat(64)}`, since: T - REBIND_AFTER_MS });
+    expect(judge('auto', false, settled, L2, T)).toEqual({ kind: 'rebind', binding: { signal: L2 } });
+    expect(judge('auto', true, settled, L2, T)).toMatchObject({ kind: 'refused' });
   });
 
   it('starts the settle clock on the first mismatch and restarts it when the interface changes again', () => {
@@ -58,19 +84,19 @@ describe('judge', () => {
     expect(v).toEqual({
       kind: 'refused',
       reason: 'sandbox_changed',
-      binding: rec(A, { ifindex: 9, since: T }),
+      binding: rec(A, { key: 'route 9', since: T }),
     });
-    const again = judge('auto', false, rec(A, { ifindex: 8, since: T - REBIND_AFTER_MS }), B, T);
-    expect(again).toMatchObject({ kind: 'refused', binding: { mismatch: { ifindex: 9, since: T } } });
+    const again = judge('auto', false, rec(A, { key: 'route 8', since: T - REBIND_AFTER_MS }), B, T);
+    expect(again).toMatchObject({ kind: 'refused', binding: { mismatch: { key: 'route 9', since: T } } });
   });
 
   it('rebinds a live pod once the same new interface has lasted REBIND_AFTER_MS, never a Terminating one', () => {
-    const waiting = rec(A, { ifindex: 9, since: T - REBIND_AFTER_MS + 1 });
+    const waiting = rec(A, { key: 'route 9', since: T - REBIND_AFTER_MS + 1 });
     expect(judge('auto', false, waiting, B, T)).toEqual({ kind: 'refused', reason: 'sandbox_changed' });
-    const settled = rec(A, { ifindex: 9, since: T - REBIND_AFTER_MS });
+    const settled = rec(A, { key: 'route 9', since: T - REBIND_AFTER_MS });
     expect(judge('auto', false, settled, B, T)).toEqual({ kind: 'rebind', binding: rec(B) });
     expect(judge('auto', true, settled, B, T)).toEqual({ kind: 'refused', reason: 'sandbox_changed' });
-    expect(judge('route', false, rec(undefined, { ifindex: 9, since: 0 }), B, T)).toEqual({
+    expect(judge('route', false, rec(undefined, { key: 'route 9', since: 0 }), B, T)).toEqual({
       kind: 'rebind',
       binding: rec(B),
     });
@@ -84,7 +110,7 @@ function node(initial: Record<string, SandboxSignal>) {
     routes,
     reads: () => reads,
     lookup: {
-      interfaceFor: (ip: string) => {
+      signalFor: (ip: string) => {
         reads++;
         return routes.get(ip);
       },
@@ -161,7 +187,7 @@ describe('SandboxBindings', () => {
   });
 
   it('an interface routing several pods (one shared device) is no signal: those IPs fall back to quarantine', () => {
-    const shared: SandboxSignal = { ifindex: 3, iface: 'cilium_host' };
+    const shared: SandboxSignal = { kind: 'route', ifindex: 3, iface: 'cilium_host' };
     const n = node({ '10.1.0.5': shared, '10.1.0.6': shared });
     const b = new SandboxBindings('auto', n.lookup);
     b.learn('uid-a', '10.1.0.5');
@@ -203,5 +229,35 @@ describe('SandboxBindings', () => {
     n.routes.set('10.1.0.5', B);
     expect(b.check({ uid: 'uid-a' }, '10.1.0.5', T)).toBe('sandbox_changed');
     expect(b.check({ uid: 'uid-a' }, '10.1.0.5', T + REBIND_AFTER_MS)).toBe('sandbox_changed');
+  });
+
+  it('a crashed sandbox on a bridge CNI: the lease names the newcomer, the old pod is refused', () => {
+    const n = node({ '10.1.0.5': L1 });
+    const b = new SandboxBindings('auto', n.lookup);
+    b.learn('uid-a', '10.1.0.5');
+    expect(b.usesSignal('uid-a', '10.1.0.5')).toBe(true);
+    expect(b.check({ uid: 'uid-a' }, '10.1.0.5', T)).toBeUndefined();
+    n.routes.delete('10.1.0.5'); // CNI DEL after the crash
+    expect(b.check({ uid: 'uid-a', terminating: true }, '10.1.0.5', T)).toBe('sandbox_changed');
+    n.routes.set('10.1.0.5', L2); // CNI ADD of another pod's sandbox
+    expect(b.check({ uid: 'uid-a' }, '10.1.0.5', T)).toBe('sandbox_changed');
+    b.learn('uid-b', '10.1.0.5'); // the view catches up
+    expect(b.check({ uid: 'uid-b' }, '10.1.0.5', T)).toBeUndefined();
+  });
+
+  it('leases naming the same sandbox for two IPs of one pod, or many pods, never count as shared', () => {
+    const n = node({ '10.1.0.5': L1, 'fd00::5': L1, '10.1.0.6': L2 });
+    const b = new SandboxBindings('auto', n.lookup);
+    b.learn('uid-a', '10.1.0.5');
+    b.learn('uid-a', 'fd00::5');
+    b.learn('uid-b', '10.1.0.6');
+    for (const [uid, ip] of [
+      ['uid-a', '10.1.0.5'],
+      ['uid-a', 'fd00::5'],
+      ['uid-b', '10.1.0.6'],
+    ] as const) {
+      expect(b.usesSignal(uid, ip)).toBe(true);
+      expect(b.check({ uid, terminating: true }, ip, T)).toBeUndefined();
+    }
   });
 });

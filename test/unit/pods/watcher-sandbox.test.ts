@@ -16,8 +16,8 @@ const pod = (name: string, uid: string, extra: { deletionTimestamp?: string } = 
   spec: { nodeName: 'n1', serviceAccountName: name },
   status: { phase: 'Running', podIP: IP },
 });
-const VETH_A: SandboxSignal = { ifindex: 7, iface: 'vetha' };
-const VETH_B: SandboxSignal = { ifindex: 9, iface: 'vethb' };
+const VETH_A: SandboxSignal = { kind: 'route', ifindex: 7, iface: 'vetha' };
+const VETH_B: SandboxSignal = { kind: 'route', ifindex: 9, iface: 'vethb' };
 
 function setup(mode: SandboxBindingMode, listed: unknown[], route: SandboxSignal | undefined, waitMs = 300) {
   let emit: ((e: WatchEvent<unknown>) => void) | undefined;
@@ -42,7 +42,7 @@ function setup(mode: SandboxBindingMode, listed: unknown[], route: SandboxSignal
     logger: createLogger('error', { write: () => undefined }),
     sandboxBinding: mode,
     sandboxes: {
-      interfaceFor: (ip) => {
+      signalFor: (ip) => {
         node.reads++;
         return ip === IP ? node.route : undefined;
       },
