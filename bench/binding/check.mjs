@@ -3,6 +3,10 @@
 // node. Measures the CPU of the pod lookup (watcher.byIp, the request path's identity step) per request
 // with --sandbox-binding off, quarantine and auto (a new connection per request, and keep-alive: one
 // connection per pod), round-robin in one process, plus the bare route read.
+// With a sixth argument (a directory), the node is a bridge node instead: no host route per pod, and
+// host-local lease files (src/pods/leases.ts) for every pod in <dir>/bench-net/; auto then binds by lease
+// and the bare read is the route miss plus the lease read.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 
@@ -10,8 +14,10 @@ const dist = process.argv[2];
 const PODS = Number(process.argv[3]);
 const CALLS = Number(process.argv[4]);
 const ROUNDS = Number(process.argv[5]);
+const LEASES = process.argv[6];
 const { startPodWatcher } = await import(`${dist}/pods/watcher.js`);
 const { createRouteTable } = await import(`${dist}/pods/routes.js`);
+const { createLeaseReader, firstSignal } = await import(`${dist}/pods/leases.js`);
 const { createMetrics } = await import(`${dist}/metrics.js`);
 const { createLogger } = await import(`${dist}/logger.js`);
 
@@ -29,6 +35,11 @@ const client = {
     new Promise((r) => o?.signal?.addEventListener('abort', () => r(), { once: true })),
   close: async () => undefined,
 };
+if (LEASES) {
+  mkdirSync(`${LEASES}/bench-net`, { recursive: true });
+  for (let i = 0; i < PODS; i++)
+    writeFileSync(`${LEASES}/bench-net/${ip(i)}`, `${i.toString(16).padStart(64, '0')}\r\neth0`);
+}
 const watchers = {};
 for (const mode of ['off', 'quarantine', 'auto']) {
   watchers[mode] = startPodWatcher({
@@ -39,11 +50,13 @@ for (const mode of ['off', 'quarantine', 'auto']) {
     metrics: createMetrics(new Registry(), { defaults: false }),
     logger: createLogger('error', { write: () => undefined }),
     sandboxBinding: mode,
+    ipamLeaseDir: LEASES,
   });
   await watchers[mode].synced;
 }
-const routes = createRouteTable();
-if (routes.signalFor(ip(0)) === undefined) throw new Error('no host route in this namespace');
+const routes = LEASES ? firstSignal(createRouteTable(), createLeaseReader(LEASES)) : createRouteTable();
+const want = LEASES ? 'lease' : 'route';
+if (routes.signalFor(ip(0))?.kind !== want) throw new Error(`no ${want} signal in this namespace`);
 
 async function measure(fn) {
   const cpu = process.cpuUsage();

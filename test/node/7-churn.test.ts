@@ -2,13 +2,14 @@
 // of four roles (two namespaces, two service accounts each) created and deleted one after another, each
 // asking from the first instant of its container. Every answer is traced to its role (the listing, and
 // the AccessKeyId through STS GetCallerIdentity): none may name another pod's role, and at least 50
-// addresses must have gone from one role to another. On this bed's bridge CNI, `auto` binding is the
-// address quarantine (docs/identity.md).
+// addresses must have gone from one role to another. Pods leave by a sandbox crash (the kubelet gives
+// the pod a new sandbox and address while the API still names it on the old one): on the bridge bed
+// `auto` closes that with host-local's lease files, on the ptp bed with the host routes (docs/identity.md).
 //
-// The comparison arms of bench/node/churn.sh measure instead of asserting the guarantee:
-// IMDSGATE_CHURN_BINDING=off (the agent at --sandbox-binding=off), IMDSGATE_CHURN_RETIRE=crash (pods leave
-// by a sandbox crash, the residual window on bridge CNIs), IMDSGATE_CHURN_REUSES=<n>, and
-// IMDSGATE_CHURN_REPORT=<file> (the figures and every pod's log as JSON).
+// bench/node/churn.sh runs arms of it: IMDSGATE_CHURN_BINDING=off (the agent at --sandbox-binding=off,
+// measured instead of asserted: it shows the check can fail), IMDSGATE_CHURN_RETIRE=delete (pods leave
+// through the API), IMDSGATE_CHURN_REUSES=<n>, and IMDSGATE_CHURN_REPORT=<file> (the figures and every
+// pod's log as JSON).
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -29,13 +30,12 @@ const RANGE = ['169.254.64.24', '169.254.64.29'] as const;
 const IN_RANGE = /^169\.254\.64\.(2[4-9])$/;
 const REUSES = Number(process.env.IMDSGATE_CHURN_REUSES ?? 50);
 /**
- * On the ptp bed (IMDSGATE_NODE_CNI=ptp) pods leave by a sandbox crash unless told otherwise: the case
- * that only a per-pod signal closes, which the route binding must close there.
+ * Pods leave by a sandbox crash unless told otherwise: the case that only a per-pod signal closes (the
+ * lease on bridge, the host route on ptp), which auto must close on both beds.
  */
-const RETIRE = (process.env.IMDSGATE_CHURN_RETIRE ?? (nodeBed().cni === 'ptp' ? 'crash' : 'delete')) as
-  'crash' | 'delete';
-/** Where the guarantee holds (docs/identity.md): deletions through the API, and any exit on ptp. */
-const GUARANTEED = () => BINDING === 'auto' && (RETIRE === 'delete' || nodeBed().cni === 'ptp');
+const RETIRE = (process.env.IMDSGATE_CHURN_RETIRE ?? 'crash') as 'crash' | 'delete';
+/** Where the guarantee holds (docs/identity.md): auto, with a per-pod signal on both beds. */
+const GUARANTEED = () => BINDING === 'auto';
 
 /** host-local's reservations: /var/lib/cni/networks/<network> in the node's mount namespace (test/node/up). */
 const IPAM_DIR = () => join(nodeBed().run, 'cni-cache/networks/imdsgate-bed');
