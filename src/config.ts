@@ -178,7 +178,8 @@ export const OPTIONS = {
     default: 'auto',
     help:
       'Kubernetes mode: bind requests to the pod sandbox that sent them (docs/identity.md). auto: by the ' +
-      'host route of each pod IP where the CNI installs one, else quarantine; route: require host routes; ' +
+      'host route of each pod IP where the CNI installs one, else by its host-local lease ' +
+      '(--ipam-lease-dir), else quarantine; route: require a route or lease; ' +
       'quarantine: Terminating and departed pods lose identity paths; off: the API view alone',
     schema: v.picklist(SANDBOX_BINDING_MODES, `must be one of ${SANDBOX_BINDING_MODES.join('|')}`),
   },
