@@ -2,6 +2,9 @@
 // other than the one recorded for the pod the view names waits for the view, then gets the new pod or
 // fails closed; Terminating pods keep their identity only while their sandbox owns the address. The same
 // handover on the real kube-apiserver, in network namespaces, is test/e2e/binding.test.ts.
+import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KubeClient, WatchEvent } from '../../../src/kube/rest.js';
@@ -19,7 +22,13 @@ const pod = (name: string, uid: string, extra: { deletionTimestamp?: string } = 
 const VETH_A: SandboxSignal = { kind: 'route', ifindex: 7, iface: 'vetha' };
 const VETH_B: SandboxSignal = { kind: 'route', ifindex: 9, iface: 'vethb' };
 
-function setup(mode: SandboxBindingMode, listed: unknown[], route: SandboxSignal | undefined, waitMs = 300) {
+function setup(
+  mode: SandboxBindingMode,
+  listed: unknown[],
+  route: SandboxSignal | undefined,
+  waitMs = 300,
+  ipamLeaseDir?: string,
+) {
   let emit: ((e: WatchEvent<unknown>) => void) | undefined;
   const node = { route, reads: 0 };
   const registry = new Registry();
@@ -41,12 +50,17 @@ function setup(mode: SandboxBindingMode, listed: unknown[], route: SandboxSignal
     metrics: createMetrics(registry, { defaults: false }),
     logger: createLogger('error', { write: () => undefined }),
     sandboxBinding: mode,
-    sandboxes: {
-      signalFor: (ip) => {
-        node.reads++;
-        return ip === IP ? node.route : undefined;
-      },
-    },
+    // With a lease directory: the agent's own node signals (this machine's routes, then the leases).
+    ...(ipamLeaseDir !== undefined
+      ? { ipamLeaseDir }
+      : {
+          sandboxes: {
+            signalFor: (ip: string) => {
+              node.reads++;
+              return ip === IP ? node.route : undefined;
+            },
+          },
+        }),
   });
   return {
     watcher,
@@ -189,5 +203,27 @@ describe('pod watcher with sandbox binding', () => {
     await s.started();
     s.node.route = VETH_B;
     expect(await name(s.watcher)).toBe('a');
+  });
+
+  it('--ipam-lease-dir: a crashed sandbox\u2019s address leased to another sandbox fails closed for the old pod', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'imdsgate-watcher-leases-'));
+    try {
+      mkdirSync(join(dir, 'cbr0'));
+      const lease = (id: string) => writeFileSync(join(dir, 'cbr0', IP), `${id}\r\neth0`);
+      lease('a'.repeat(64));
+      const s = setup('auto', [pod('a', 'uid-a')], undefined, 100, dir);
+      watcher = s.watcher;
+      await s.started();
+      expect(await name(s.watcher)).toBe('a');
+      s.send('MODIFIED', pod('a', 'uid-a', { deletionTimestamp: '2026-12-02T00:00:00Z' }));
+      expect(await name(s.watcher)).toBe('a'); // Terminating, but the lease still names its sandbox
+      unlinkSync(join(dir, 'cbr0', IP)); // CNI DEL
+      lease('b'.repeat(64)); // CNI ADD of another pod's sandbox; the view still names a
+      expect(await name(s.watcher)).toBe('sandbox_changed');
+      s.send('ADDED', pod('b', 'uid-b'));
+      expect(await name(s.watcher)).toBe('b');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
