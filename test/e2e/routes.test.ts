@@ -17,7 +17,7 @@ async function readInNs(ns: string, ips: string[]) {
 const t = createRouteTable();
 console.log(JSON.stringify(${JSON.stringify(ips)}.map((ip) => t.signalFor(ip) ?? null)));`;
   const r = await execa('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', script]);
-  return JSON.parse(r.stdout) as ({ ifindex: number; iface: string } | null)[];
+  return JSON.parse(r.stdout) as ({ kind: 'route'; ifindex: number; iface: string } | null)[];
 }
 
 async function ifindex(ns: string, iface: string): Promise<number> {
@@ -69,6 +69,8 @@ describe('route table on the real kernel', () => {
       { kind: 'route', ifindex: second, iface: 'calipod' },
       { kind: 'route', ifindex: second, iface: 'calipod' },
     ]);
-    expect(await readInNs(ns, ['169.254.31.7'])).toEqual([{ ifindex: await ifindex(ns, 'o6'), iface: 'o6' }]);
+    expect(await readInNs(ns, ['169.254.31.7'])).toEqual([
+      { kind: 'route', ifindex: await ifindex(ns, 'o6'), iface: 'o6' },
+    ]);
   });
 });
