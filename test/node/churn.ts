@@ -27,8 +27,8 @@ export interface ChurnOptions {
   /**
    * How a pod leaves: `delete` (through the API, grace 1 s), or `crash`: its sandbox's pause process is
    * killed, as a runtime crash or OOM would, and the pod deleted 4 s later. The kubelet then gives the pod a
-   * new sandbox and address while the API view still names it on the old one: the residual window for
-   * CNIs without per-pod routes (docs/identity.md).
+   * new sandbox and address while the API view still names it on the old one: the window that only a
+   * per-pod signal (host route or host-local lease) closes (docs/identity.md).
    */
   retire: 'delete' | 'crash';
   /** host-local's reservations (one file per address held), as seen from the machine. */
