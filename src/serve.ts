@@ -17,7 +17,7 @@ import { createTokenService } from './imds/tokens.js';
 import { createUpstream, type UpstreamImds } from './imds/upstream.js';
 import { createBatchedDestination } from './log-destination.js';
 import { createLogger, logProcessWarnings, type Logger } from './logger.js';
-import { createMetrics, kubeAnswer, type Metrics } from './metrics.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { startFileIdentity } from './pods/file-identity.js';
 import { systemClock, type Clock, type PodIdentity, type PodLookup } from './pods/types.js';
 import type { Imdsv1Policy, RoleResolver } from './roles/types.js';
@@ -171,15 +171,8 @@ function sharedKubeClient(
   metrics: Metrics,
 ): { get: KubeClientSource; close: () => Promise<void> } {
   let client: Promise<KubeClient> | undefined;
-  const load = async () => {
-    const m = await import('./kube/client.js');
-    return m.kubeClientFor(cfg.kubeconfig, {
-      rateLimit: m.rateLimitOf(cfg),
-      onResponse: (status) => metrics.kubeRequests.inc({ code: kubeAnswer(status) }),
-    });
-  };
   return {
-    get: () => (client ??= load()),
+    get: () => (client ??= import('./kube/client.js').then((m) => m.kubeClientForConfig(cfg, metrics))),
     close: async () => {
       if (client !== undefined) await (await client).close();
     },

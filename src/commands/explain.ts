@@ -2,7 +2,7 @@
 // read from the API server with the same rules the agent applies. Exit 0 allow, 1 deny, 2 usage error.
 import type { V1Namespace, V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
 import { ConfigError, loadConfig } from '../config.js';
-import { kubeClientFor, rateLimitOf } from '../kube/client.js';
+import { kubeClientForConfig } from '../kube/client.js';
 import { keptAnnotations } from '../pods/index.js';
 import type { Config } from '../config.js';
 import { explainRole, imdsv1For, type DecisionConfig } from '../roles/decide.js';
@@ -47,7 +47,7 @@ export async function run(
     err.write(`${e instanceof ConfigError ? e.message : String(e)}\n`);
     return 2;
   }
-  const client = kubeClientFor(cfg.kubeconfig, { rateLimit: rateLimitOf(cfg) });
+  const client = kubeClientForConfig(cfg);
   const nsPath = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
   const read = <T>(path: string) => client.request<T>('GET', path);
   let pod: V1Pod, ns: V1Namespace | undefined, sa: V1ServiceAccount | undefined, saName: string;

@@ -1,6 +1,7 @@
 // One place that turns configuration into a Kubernetes client: a kubeconfig file when given (tests,
 // `explain` from a workstation), the pod's own service account otherwise (the DaemonSet).
-import type { RateLimit } from './backoff.js';
+import type { Config } from '../config.js';
+import { kubeAnswer, type Metrics } from '../metrics.js';
 import { fromCluster, fromKubeconfigFile } from './kubeconfig.js';
 import { createKubeClient, type KubeClient, type KubeClientOptions } from './rest.js';
 
@@ -10,7 +11,19 @@ export function kubeClientFor(kubeconfig: string | undefined, o: KubeClientOptio
   return createKubeClient(kubeconfig !== undefined ? fromKubeconfigFile(kubeconfig) : fromCluster(), o);
 }
 
-/** --kube-api-qps and --kube-api-burst as the client's token bucket. */
-export function rateLimitOf(cfg: { readonly kubeApiQps: number; readonly kubeApiBurst: number }): RateLimit {
-  return { qps: cfg.kubeApiQps, burst: cfg.kubeApiBurst };
+/**
+ * The client as the configuration asks for it: --kubeconfig (or the pod's service account),
+ * --kube-api-qps/--kube-api-burst as its token bucket and, given metrics, every answer counted in
+ * imdsgate_kube_requests_total. The agent, `explain` and the identity's own fallback all build it here.
+ */
+export function kubeClientForConfig(
+  cfg: Pick<Config, 'kubeconfig' | 'kubeApiQps' | 'kubeApiBurst'>,
+  metrics?: Pick<Metrics, 'kubeRequests'>,
+): KubeClient {
+  return kubeClientFor(cfg.kubeconfig, {
+    rateLimit: { qps: cfg.kubeApiQps, burst: cfg.kubeApiBurst },
+    ...(metrics !== undefined
+      ? { onResponse: (status) => metrics.kubeRequests.inc({ code: kubeAnswer(status) }) }
+      : {}),
+  });
 }

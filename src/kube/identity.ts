@@ -6,13 +6,13 @@ import type { Config } from '../config.js';
 import type { CredentialCache } from '../credentials/cache.js';
 import type { CredentialIssuer, CredentialRequest } from '../credentials/types.js';
 import type { Logger } from '../logger.js';
-import { kubeAnswer, type Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics.js';
 import { startPodWatcher, type PodWatcher } from '../pods/watcher.js';
 import type { Clock, PodIdentity, PodLookup } from '../pods/types.js';
 import { decideRole, imdsv1For, type DecisionConfig, type DecisionInput } from '../roles/decide.js';
 import { buildDecisionConfig } from '../roles/decision-config.js';
 import type { Imdsv1Policy, RoleDecision, RoleResolver } from '../roles/types.js';
-import { kubeClientFor, rateLimitOf } from './client.js';
+import { kubeClientForConfig } from './client.js';
 import { createDenialEvents } from './events.js';
 import type { KubeClient } from './rest.js';
 import { startNamespaceView, startServiceAccountView } from './views.js';
@@ -48,12 +48,7 @@ const isCache = (i: CredentialIssuer | undefined): i is CredentialCache =>
 
 export async function startKubeIdentity(cfg: Config, d: KubeIdentityDeps): Promise<KubeIdentity> {
   if (cfg.nodeName === undefined) throw new Error('--node-name is required for the Kubernetes pod watch');
-  const client =
-    d.kubeClient ??
-    kubeClientFor(cfg.kubeconfig, {
-      rateLimit: rateLimitOf(cfg),
-      onResponse: (status) => d.metrics.kubeRequests.inc({ code: kubeAnswer(status) }),
-    });
+  const client = d.kubeClient ?? kubeClientForConfig(cfg, d.metrics);
   // The same builder as `imdsgate explain` (roles/decision-config.ts).
   const config: DecisionConfig = await buildDecisionConfig(cfg, d.upstream, (err) =>
     d.logger.warn({ err: err.message }, 'account unknown: bare role names will be denied'),
